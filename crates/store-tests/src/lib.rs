@@ -1,0 +1,1221 @@
+//! The store conformance suite: every `Store` implementation runs these
+//! cases, so SQLite and PostgreSQL are held to one behaviour.
+//!
+//! An adapter's test file calls [`store_suite!`] with an async expression
+//! that yields `Some` fresh, empty, migrated store for each case, or `None`
+//! (after saying why) when its database can't be had outside CI.
+
+// A test suite: a failed unwrap is a failed case, which is what we want.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use maas_domain::{NodeStatus, NodeType, PowerState};
+use maas_store::defaults::*;
+use maas_store::*;
+
+/// Expands to one `#[tokio::test]` per case, each on a fresh store made by `$factory`.
+#[macro_export]
+macro_rules! store_suite {
+    ($factory:expr) => {
+        $crate::store_suite!(@cases $factory;
+            defaults_exist, users_and_tokens, sshkeys_and_config, zones_and_pools, tags_on_nodes,
+            networks, nodes_create_and_read, node_filters, node_paging, inventory_round_trip,
+            conditional_status_change_has_one_winner, node_updates, events_and_status_messages,
+            delete_user_transfers_nodes
+        );
+    };
+    (@cases $factory:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let store: Option<std::sync::Arc<dyn maas_store::Store>> = $factory.await;
+                // A factory returns None only when its backend is unavailable
+                // and the run is not under CI (it has said so loudly).
+                let Some(store) = store else { return };
+                $crate::cases::$case(store).await;
+            }
+        )*
+    };
+}
+
+/// A user with a random-enough name for fixtures.
+async fn user(store: &Arc<dyn Store>, name: &str, admin: bool) -> User {
+    store
+        .create_user(
+            NewUser {
+                username: name.to_owned(),
+                email: format!("{name}@example.com"),
+                password_hash: Some(Secret::new("hash")),
+                is_superuser: admin,
+            },
+            1_000,
+        )
+        .await
+        .expect("create user")
+}
+
+fn new_node(system_id: &str, hostname: &str, macs: &[&str]) -> NewNode {
+    NewNode {
+        system_id: system_id.to_owned(),
+        hostname: hostname.to_owned(),
+        description: String::new(),
+        node_type: NodeType::Machine,
+        status: NodeStatus::New,
+        owner_id: None,
+        domain_id: DEFAULT_DOMAIN_ID,
+        zone_id: DEFAULT_ZONE_ID,
+        pool_id: Some(DEFAULT_POOL_ID),
+        architecture: Some("amd64/generic".to_owned()),
+        min_hwe_kernel: None,
+        power_type: "manual".to_owned(),
+        power_parameters: BTreeMap::new(),
+        is_dpu: false,
+        created: 2_000,
+        mac_addresses: macs.iter().map(|m| (*m).to_owned()).collect(),
+    }
+}
+
+fn status_change(from: NodeStatus, to: NodeStatus) -> StatusChange {
+    StatusChange {
+        from,
+        to,
+        owner: None,
+        owner_must_be: None,
+        agent_name: None,
+        status_expires: None,
+        error_description: None,
+        updated: 3_000,
+    }
+}
+
+pub mod cases {
+    use super::*;
+
+    pub async fn defaults_exist(store: Arc<dyn Store>) {
+        store.ping().await.expect("ping");
+        let zones = store.zones().await.unwrap();
+        assert_eq!(zones.len(), 1);
+        assert_eq!(
+            (zones[0].id, zones[0].name.as_str()),
+            (DEFAULT_ZONE_ID, "default")
+        );
+        let pools = store.pools().await.unwrap();
+        assert_eq!(pools[0].id, DEFAULT_POOL_ID);
+        assert_eq!(pools[0].description, "Default pool");
+        let domain = store
+            .domain_by_id(DEFAULT_DOMAIN_ID)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(domain.name, "maas");
+        assert!(domain.authoritative);
+        let catalog = store.network_catalog().await.unwrap();
+        assert_eq!(catalog.fabrics.len(), 1);
+        assert_eq!(catalog.fabrics[0].name, "fabric-0");
+        assert_eq!(catalog.vlans.len(), 1);
+        assert_eq!(catalog.vlans[0].id, DEFAULT_VLAN_ID);
+        assert_eq!(catalog.vlans[0].vid, 0);
+        assert_eq!(catalog.vlans[0].fabric_id, DEFAULT_FABRIC_ID);
+    }
+
+    pub async fn users_and_tokens(store: Arc<dyn Store>) {
+        assert_eq!(store.user_count().await.unwrap(), 0);
+        let admin = user(&store, "admin", true).await;
+        let bob = user(&store, "bob", false).await;
+        assert!(admin.is_superuser && admin.is_active);
+        assert!(!bob.is_superuser);
+        let again = store
+            .create_user(
+                NewUser {
+                    username: "bob".into(),
+                    email: String::new(),
+                    password_hash: None,
+                    is_superuser: false,
+                },
+                0,
+            )
+            .await;
+        assert!(
+            matches!(again, Err(StoreError::Conflict { .. })),
+            "{again:?}"
+        );
+        let users = store.users().await.unwrap();
+        let names: Vec<_> = users.iter().map(|u| u.username.as_str()).collect();
+        assert_eq!(names, ["admin", "bob"]);
+        assert_eq!(
+            store.user_by_username("bob").await.unwrap().unwrap().id,
+            bob.id
+        );
+        assert!(store.user_by_username("carol").await.unwrap().is_none());
+
+        let token = |ck: &str, tk: &str| NewToken {
+            user_id: bob.id,
+            consumer_key: ck.into(),
+            consumer_name: "MAAS consumer".into(),
+            token_key: tk.into(),
+            token_secret: Secret::new(format!("secret-{tk}")),
+        };
+        store.create_token(token("ck1", "tk1"), 10).await.unwrap();
+        store.create_token(token("ck2", "tk2"), 20).await.unwrap();
+        match store.lookup_token("ck1", "tk1").await.unwrap() {
+            TokenLookup::Found { token, user } => {
+                assert_eq!(user.username, "bob");
+                assert_eq!(token.token_secret.expose(), "secret-tk1");
+            }
+            other => panic!("expected a token, got {other:?}"),
+        }
+        assert!(matches!(
+            store.lookup_token("ck1", "nope").await.unwrap(),
+            TokenLookup::UnknownToken
+        ));
+        assert!(matches!(
+            store.lookup_token("ck1", "tk2").await.unwrap(),
+            TokenLookup::UnknownToken
+        ));
+        assert!(matches!(
+            store.lookup_token("nope", "tk1").await.unwrap(),
+            TokenLookup::UnknownConsumer
+        ));
+        let tokens = store.tokens_for_user(bob.id).await.unwrap();
+        assert_eq!(
+            tokens
+                .iter()
+                .map(|t| t.token_key.as_str())
+                .collect::<Vec<_>>(),
+            ["tk1", "tk2"]
+        );
+        assert!(store.rename_token(bob.id, "tk2", "laptop").await.unwrap());
+        assert!(!store.rename_token(admin.id, "tk2", "stolen").await.unwrap());
+        assert!(!store.delete_token(admin.id, "tk1").await.unwrap());
+        assert!(store.delete_token(bob.id, "tk1").await.unwrap());
+        assert!(matches!(
+            store.lookup_token("ck1", "tk1").await.unwrap(),
+            TokenLookup::UnknownConsumer
+        ));
+        let left = store.tokens_for_user(bob.id).await.unwrap();
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].consumer_name, "laptop");
+
+        store
+            .set_password(bob.id, Secret::new("new-hash"))
+            .await
+            .unwrap();
+        let bob = store.user_by_id(bob.id).await.unwrap().unwrap();
+        assert_eq!(bob.password_hash.unwrap().expose(), "new-hash");
+        store.set_last_login(bob.id, 99).await.unwrap();
+        assert_eq!(
+            store.user_by_id(bob.id).await.unwrap().unwrap().last_login,
+            Some(99)
+        );
+        assert_eq!(store.user_count().await.unwrap(), 2);
+    }
+
+    pub async fn sshkeys_and_config(store: Arc<dyn Store>) {
+        let bob = user(&store, "bob", false).await;
+        let key = store
+            .create_sshkey(bob.id, "ssh-ed25519 AAAA bob@host", "")
+            .await
+            .unwrap();
+        let dup = store
+            .create_sshkey(bob.id, "ssh-ed25519 AAAA bob@host", "")
+            .await;
+        assert!(matches!(dup, Err(StoreError::Conflict { .. })));
+        assert_eq!(store.sshkeys(bob.id).await.unwrap(), vec![key.clone()]);
+        assert_eq!(store.sshkey(key.id).await.unwrap(), Some(key.clone()));
+        store.delete_sshkey(key.id).await.unwrap();
+        assert!(store.sshkeys(bob.id).await.unwrap().is_empty());
+
+        assert_eq!(store.config_value("maas_name").await.unwrap(), None);
+        store
+            .set_config_value("maas_name", "\"one\"")
+            .await
+            .unwrap();
+        store
+            .set_config_value("maas_name", "\"two\"")
+            .await
+            .unwrap();
+        assert_eq!(
+            store.config_value("maas_name").await.unwrap().as_deref(),
+            Some("\"two\"")
+        );
+    }
+
+    pub async fn zones_and_pools(store: Arc<dyn Store>) {
+        let zone = store.create_zone("rack-a", "first rack", 5).await.unwrap();
+        assert!(zone.id > DEFAULT_ZONE_ID);
+        let dup = store.create_zone("rack-a", "", 5).await;
+        assert!(matches!(dup, Err(StoreError::Conflict { .. })));
+        let renamed = store.update_zone(zone.id, "rack-b", "moved").await.unwrap();
+        assert_eq!(
+            (renamed.name.as_str(), renamed.description.as_str()),
+            ("rack-b", "moved")
+        );
+        assert!(matches!(
+            store.update_zone(9999, "x", "").await,
+            Err(StoreError::NotFound { .. })
+        ));
+        let names: Vec<_> = store
+            .zones()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|z| z.name)
+            .collect();
+        assert_eq!(names, ["default", "rack-b"]);
+
+        // A zone's machines fall back to the default zone when it goes.
+        let mut node = new_node("aaaaaa", "node-a", &["52:54:00:00:00:01"]);
+        node.zone_id = zone.id;
+        let node = store.create_node(node).await.unwrap();
+        assert_eq!(node.zone.name, "rack-b");
+        store.delete_zone(zone.id, DEFAULT_ZONE_ID).await.unwrap();
+        let node = store.node_by_system_id("aaaaaa").await.unwrap().unwrap();
+        assert_eq!(node.zone.id, DEFAULT_ZONE_ID);
+
+        let pool = store.create_pool("gpu", "GPU boxes", 5).await.unwrap();
+        assert!(pool.id > DEFAULT_POOL_ID);
+        assert_eq!(store.pool_by_name("gpu").await.unwrap(), Some(pool.clone()));
+        assert_eq!(store.pool_by_id(pool.id).await.unwrap(), Some(pool.clone()));
+        assert!(matches!(
+            store.create_pool("gpu", "", 5).await,
+            Err(StoreError::Conflict { .. })
+        ));
+        let mut update = NodeUpdate {
+            updated: 4_000,
+            ..NodeUpdate::default()
+        };
+        update.pool_id = Some(Some(pool.id));
+        store.update_node(node.id, update).await.unwrap();
+        assert_eq!(store.pool_node_count(pool.id).await.unwrap(), 1);
+        assert_eq!(store.pool_node_count(DEFAULT_POOL_ID).await.unwrap(), 0);
+        let pool = store.update_pool(pool.id, "gpus", "renamed").await.unwrap();
+        assert_eq!(pool.name, "gpus");
+        let fetched = store.node_by_system_id("aaaaaa").await.unwrap().unwrap();
+        assert_eq!(fetched.pool.unwrap().name, "gpus");
+        let other = store.create_pool("spare", "", 6).await.unwrap();
+        store.delete_pool(other.id).await.unwrap();
+        assert_eq!(store.pool_by_id(other.id).await.unwrap(), None);
+    }
+
+    pub async fn tags_on_nodes(store: Arc<dyn Store>) {
+        let tag = store
+            .create_tag(Tag {
+                id: 0,
+                name: "gpu".into(),
+                definition: String::new(),
+                comment: "has a GPU".into(),
+                kernel_opts: Some("nomodeset".into()),
+            })
+            .await
+            .unwrap();
+        assert!(matches!(
+            store
+                .create_tag(Tag {
+                    id: 0,
+                    ..tag.clone()
+                })
+                .await,
+            Err(StoreError::Conflict { .. })
+        ));
+        store
+            .create_node(new_node("aaaaaa", "a", &["52:54:00:00:00:01"]))
+            .await
+            .unwrap();
+        store
+            .create_node(new_node("bbbbbb", "b", &["52:54:00:00:00:02"]))
+            .await
+            .unwrap();
+        let added = [
+            "aaaaaa".to_owned(),
+            "bbbbbb".to_owned(),
+            "zzzzzz".to_owned(),
+        ];
+        let changes = store.tag_nodes(tag.id, &added, &[]).await.unwrap();
+        assert_eq!(
+            changes,
+            TagChanges {
+                added: 2,
+                removed: 0
+            }
+        );
+        let again = store
+            .tag_nodes(tag.id, &added[..1], &added[1..2])
+            .await
+            .unwrap();
+        assert_eq!(
+            again,
+            TagChanges {
+                added: 0,
+                removed: 1
+            }
+        );
+        let a = store.node_by_system_id("aaaaaa").await.unwrap().unwrap();
+        assert_eq!(a.tags, ["gpu"]);
+        let b = store.node_by_system_id("bbbbbb").await.unwrap().unwrap();
+        assert!(b.tags.is_empty());
+        let updated = store
+            .update_tag(
+                tag.id,
+                Tag {
+                    name: "accel".into(),
+                    kernel_opts: None,
+                    ..tag.clone()
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(updated.name, "accel");
+        assert_eq!(updated.kernel_opts, None);
+        store.delete_tag(tag.id).await.unwrap();
+        let a = store.node_by_system_id("aaaaaa").await.unwrap().unwrap();
+        assert!(a.tags.is_empty());
+        assert!(store.tags().await.unwrap().is_empty());
+    }
+
+    pub async fn networks(store: Arc<dyn Store>) {
+        let fabric = store.create_fabric(None, "", None, 10).await.unwrap();
+        assert_eq!(fabric.name, format!("fabric-{}", fabric.id));
+        let named = store
+            .create_fabric(Some("storage"), "san", Some("10g"), 10)
+            .await
+            .unwrap();
+        assert_eq!(named.class_type.as_deref(), Some("10g"));
+        assert!(matches!(
+            store.create_fabric(Some("storage"), "", None, 10).await,
+            Err(StoreError::Conflict { .. })
+        ));
+        let catalog = store.network_catalog().await.unwrap();
+        let untagged: Vec<_> = catalog
+            .vlans
+            .iter()
+            .filter(|v| v.fabric_id == fabric.id)
+            .collect();
+        assert_eq!(untagged.len(), 1);
+        assert_eq!(untagged[0].vid, 0);
+        assert!(
+            untagged[0].id > DEFAULT_VLAN_ID,
+            "VLAN ids continue after 5001"
+        );
+
+        let space = store.create_space("dmz", "", 10).await.unwrap();
+        let fields = VlanFields {
+            vid: 100,
+            name: Some("storage-100".into()),
+            description: String::new(),
+            mtu: 9000,
+            dhcp_on: false,
+            external_dhcp: None,
+            primary_rack: None,
+            secondary_rack: None,
+            relay_vlan_id: None,
+            space_id: Some(space.id),
+        };
+        let vlan = store
+            .create_vlan(named.id, fields.clone(), 11)
+            .await
+            .unwrap();
+        assert_eq!(
+            (vlan.vid, vlan.mtu, vlan.space_id),
+            (100, 9000, Some(space.id))
+        );
+        assert!(matches!(
+            store.create_vlan(named.id, fields.clone(), 11).await,
+            Err(StoreError::Conflict { .. })
+        ));
+        let vlan = store
+            .update_vlan(
+                vlan.id,
+                VlanFields {
+                    mtu: 1500,
+                    dhcp_on: true,
+                    ..fields
+                },
+            )
+            .await
+            .unwrap();
+        assert!(vlan.dhcp_on);
+
+        let subnet_fields = SubnetFields {
+            name: "10.0.0.0/24".into(),
+            description: String::new(),
+            cidr: "10.0.0.0/24".into(),
+            vlan_id: DEFAULT_VLAN_ID,
+            gateway_ip: Some("10.0.0.1".into()),
+            dns_servers: vec!["10.0.0.2".into(), "10.0.0.3".into()],
+            rdns_mode: 2,
+            allow_dns: true,
+            allow_proxy: true,
+            active_discovery: false,
+            managed: true,
+            disabled_boot_architectures: vec![],
+        };
+        let subnet = store
+            .create_subnet(subnet_fields.clone(), 12)
+            .await
+            .unwrap();
+        assert_eq!(subnet.dns_servers, ["10.0.0.2", "10.0.0.3"]);
+        assert!(matches!(
+            store.create_subnet(subnet_fields.clone(), 12).await,
+            Err(StoreError::Conflict { .. })
+        ));
+        let subnet = store
+            .update_subnet(
+                subnet.id,
+                SubnetFields {
+                    vlan_id: vlan.id,
+                    ..subnet_fields
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(subnet.vlan_id, vlan.id);
+
+        let range = store
+            .create_ip_range(
+                IpRangeFields {
+                    subnet_id: subnet.id,
+                    kind: "dynamic".into(),
+                    start_ip: "10.0.0.100".into(),
+                    end_ip: "10.0.0.200".into(),
+                    comment: String::new(),
+                    user_id: None,
+                },
+                13,
+            )
+            .await
+            .unwrap();
+        assert_eq!(store.ip_ranges().await.unwrap(), vec![range.clone()]);
+        let range = store
+            .update_ip_range(
+                range.id,
+                IpRangeFields {
+                    comment: "pxe".into(),
+                    ..IpRangeFields {
+                        subnet_id: range.subnet_id,
+                        kind: range.kind.clone(),
+                        start_ip: range.start_ip.clone(),
+                        end_ip: range.end_ip.clone(),
+                        comment: String::new(),
+                        user_id: None,
+                    }
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(range.comment, "pxe");
+
+        // Deleting a fabric takes its VLANs and their subnets and ranges with it.
+        store.delete_fabric(named.id).await.unwrap();
+        let catalog = store.network_catalog().await.unwrap();
+        assert!(catalog.vlans.iter().all(|v| v.fabric_id != named.id));
+        assert!(catalog.subnets.is_empty());
+        assert!(store.ip_ranges().await.unwrap().is_empty());
+        store.delete_space(space.id).await.unwrap();
+        assert!(store.network_catalog().await.unwrap().spaces.is_empty());
+    }
+
+    pub async fn nodes_create_and_read(store: Arc<dyn Store>) {
+        let mut params = BTreeMap::new();
+        params.insert("power_address".to_owned(), "10.0.0.9".to_owned());
+        let mut node = new_node(
+            "4y3h7n",
+            "kind-dory",
+            &["52:54:00:12:34:56", "52:54:00:12:34:57"],
+        );
+        node.power_type = "ipmi".into();
+        node.power_parameters = params.clone();
+        let created = store.create_node(node).await.unwrap();
+        assert_eq!(created.system_id, "4y3h7n");
+        assert_eq!(created.status, NodeStatus::New);
+        assert_eq!(created.domain.name, "maas");
+        assert_eq!(created.zone.name, "default");
+        assert_eq!(created.pool.as_ref().unwrap().name, "default");
+        assert_eq!(created.power_parameters, params);
+        assert_eq!(created.power_state, PowerState::Unknown);
+        assert_eq!(created.interfaces.len(), 2);
+        assert_eq!(created.interfaces[0].name, "eth0");
+        assert_eq!(
+            created.interfaces[0].mac_address.as_deref(),
+            Some("52:54:00:12:34:56")
+        );
+        assert_eq!(created.boot_interface_id, Some(created.interfaces[0].id));
+        assert!(created.owner.is_none());
+
+        let same_mac = store
+            .create_node(new_node("bbbbbb", "other", &["52:54:00:12:34:57"]))
+            .await;
+        assert!(
+            matches!(same_mac, Err(StoreError::Conflict { .. })),
+            "{same_mac:?}"
+        );
+        let same_host = store
+            .create_node(new_node("cccccc", "kind-dory", &["52:54:00:00:00:09"]))
+            .await;
+        assert!(
+            matches!(same_host, Err(StoreError::Conflict { .. })),
+            "{same_host:?}"
+        );
+        let same_id = store
+            .create_node(new_node("4y3h7n", "x", &["52:54:00:00:00:0a"]))
+            .await;
+        assert!(
+            matches!(same_id, Err(StoreError::Conflict { .. })),
+            "{same_id:?}"
+        );
+        // A failed create leaves nothing behind.
+        assert!(store.node_by_system_id("bbbbbb").await.unwrap().is_none());
+        assert!(
+            store
+                .macs_in_use(&["52:54:00:00:00:09".into()])
+                .await
+                .unwrap()
+                .is_empty()
+        );
+
+        let by_mac = store
+            .node_by_mac("52:54:00:12:34:57")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(by_mac.system_id, "4y3h7n");
+        let in_use = store
+            .macs_in_use(&["52:54:00:12:34:56".into(), "52:54:00:99:99:99".into()])
+            .await
+            .unwrap();
+        assert_eq!(in_use, ["52:54:00:12:34:56"]);
+        store.delete_node(created.id).await.unwrap();
+        assert!(store.node_by_system_id("4y3h7n").await.unwrap().is_none());
+        assert!(matches!(
+            store.delete_node(created.id).await,
+            Err(StoreError::NotFound { .. })
+        ));
+        assert!(
+            store
+                .macs_in_use(&["52:54:00:12:34:56".into()])
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    pub async fn node_filters(store: Arc<dyn Store>) {
+        let alice = user(&store, "alice", false).await;
+        let gpu = store
+            .create_tag(Tag {
+                id: 0,
+                name: "gpu".into(),
+                definition: String::new(),
+                comment: String::new(),
+                kernel_opts: None,
+            })
+            .await
+            .unwrap();
+        let ssd = store
+            .create_tag(Tag {
+                id: 0,
+                name: "ssd".into(),
+                ..gpu.clone()
+            })
+            .await
+            .unwrap();
+        let zone = store.create_zone("z1", "", 1).await.unwrap();
+        for (i, arch) in ["amd64/generic", "amd64/hwe-22.04", "arm64/generic"]
+            .iter()
+            .enumerate()
+        {
+            let mut node = new_node(
+                &format!("node{i}a"),
+                &format!("node{i}"),
+                &[&format!("52:54:00:00:01:0{i}")],
+            );
+            node.architecture = Some((*arch).to_owned());
+            if i == 2 {
+                node.zone_id = zone.id;
+            }
+            store.create_node(node).await.unwrap();
+        }
+        store
+            .tag_nodes(gpu.id, &["node0a".into(), "node1a".into()], &[])
+            .await
+            .unwrap();
+        store
+            .tag_nodes(ssd.id, &["node1a".into()], &[])
+            .await
+            .unwrap();
+        let n1 = store.node_by_system_id("node1a").await.unwrap().unwrap();
+        let mut take = status_change(NodeStatus::New, NodeStatus::Ready);
+        take.owner = Some(Some(alice.id));
+        assert!(store.change_status(n1.id, take).await.unwrap());
+
+        async fn ids(store: &Arc<dyn Store>, filter: NodeFilter) -> Vec<String> {
+            let nodes = store.nodes(&filter, 0, 100).await.unwrap();
+            nodes.into_iter().map(|n| n.system_id).collect()
+        }
+        let all = NodeFilter::default();
+        assert_eq!(
+            ids(&store, all.clone()).await,
+            ["node0a", "node1a", "node2a"]
+        );
+        let f = NodeFilter {
+            hostnames: vec!["node2".into()],
+            ..all.clone()
+        };
+        assert_eq!(ids(&store, f).await, ["node2a"]);
+        let f = NodeFilter {
+            not_hostnames: vec!["node2".into()],
+            ..all.clone()
+        };
+        assert_eq!(ids(&store, f).await, ["node0a", "node1a"]);
+        let f = NodeFilter {
+            archs: vec!["amd64".into()],
+            ..all.clone()
+        };
+        assert_eq!(ids(&store, f).await, ["node0a", "node1a"]);
+        let f = NodeFilter {
+            archs: vec!["amd64/generic".into()],
+            ..all.clone()
+        };
+        assert_eq!(ids(&store, f).await, ["node0a"]);
+        let f = NodeFilter {
+            not_archs: vec!["amd64".into()],
+            ..all.clone()
+        };
+        assert_eq!(ids(&store, f).await, ["node2a"]);
+        let f = NodeFilter {
+            tags: vec!["gpu".into(), "ssd".into()],
+            ..all.clone()
+        };
+        assert_eq!(ids(&store, f).await, ["node1a"]);
+        let f = NodeFilter {
+            tags: vec!["gpu".into()],
+            ..all.clone()
+        };
+        assert_eq!(ids(&store, f).await, ["node0a", "node1a"]);
+        let f = NodeFilter {
+            not_tags: vec!["ssd".into()],
+            ..all.clone()
+        };
+        assert_eq!(ids(&store, f).await, ["node0a", "node2a"]);
+        let f = NodeFilter {
+            zones: vec!["z1".into()],
+            ..all.clone()
+        };
+        assert_eq!(ids(&store, f).await, ["node2a"]);
+        let f = NodeFilter {
+            not_zones: vec!["z1".into()],
+            ..all.clone()
+        };
+        assert_eq!(ids(&store, f).await, ["node0a", "node1a"]);
+        let f = NodeFilter {
+            statuses: vec![NodeStatus::Ready],
+            ..all.clone()
+        };
+        assert_eq!(ids(&store, f).await, ["node1a"]);
+        let f = NodeFilter {
+            not_statuses: vec![NodeStatus::Ready],
+            ..all.clone()
+        };
+        assert_eq!(ids(&store, f).await, ["node0a", "node2a"]);
+        let f = NodeFilter {
+            owners: vec!["alice".into()],
+            ..all.clone()
+        };
+        assert_eq!(ids(&store, f).await, ["node1a"]);
+        let f = NodeFilter {
+            not_owners: vec!["alice".into()],
+            ..all.clone()
+        };
+        assert_eq!(ids(&store, f).await, ["node0a", "node2a"]);
+        let f = NodeFilter {
+            mac_addresses: vec!["52:54:00:00:01:02".into()],
+            ..all.clone()
+        };
+        assert_eq!(ids(&store, f).await, ["node2a"]);
+        let f = NodeFilter {
+            pools: vec!["default".into()],
+            not_system_ids: vec!["node0a".into()],
+            ..all.clone()
+        };
+        assert_eq!(ids(&store, f).await, ["node1a", "node2a"]);
+        let f = NodeFilter {
+            not_pools: vec!["default".into()],
+            ..all.clone()
+        };
+        assert!(ids(&store, f).await.is_empty());
+        let f = NodeFilter {
+            domains: vec!["maas".into()],
+            system_ids: vec!["node0a".into()],
+            ..all.clone()
+        };
+        assert_eq!(ids(&store, f).await, ["node0a"]);
+        let f = NodeFilter {
+            power_states: vec![PowerState::Unknown],
+            ..all.clone()
+        };
+        assert_eq!(ids(&store, f).await.len(), 3);
+        let f = NodeFilter {
+            not_power_states: vec![PowerState::Unknown],
+            ..all.clone()
+        };
+        assert!(ids(&store, f).await.is_empty());
+        let f = NodeFilter {
+            min_cpu_count: Some(1),
+            ..all.clone()
+        };
+        assert!(ids(&store, f).await.is_empty());
+        let f = NodeFilter {
+            node_types: vec![NodeType::Device],
+            ..all.clone()
+        };
+        assert!(ids(&store, f).await.is_empty());
+        let bob = user(&store, "bob", false).await;
+        let f = NodeFilter {
+            visible_to: Some(bob.id),
+            ..all.clone()
+        };
+        assert_eq!(ids(&store, f).await, ["node0a", "node2a"]);
+        let f = NodeFilter {
+            visible_to: Some(alice.id),
+            ..all.clone()
+        };
+        assert_eq!(ids(&store, f).await.len(), 3);
+        let f = NodeFilter {
+            fabrics: vec!["fabric-0".into()],
+            ..all.clone()
+        };
+        assert!(
+            ids(&store, f).await.is_empty(),
+            "no interface is on a VLAN yet"
+        );
+    }
+
+    pub async fn node_paging(store: Arc<dyn Store>) {
+        for i in 0..25 {
+            let node = new_node(
+                &format!("page{i:02}"),
+                &format!("page-{i}"),
+                &[&format!("52:54:00:00:02:{i:02x}")],
+            );
+            store.create_node(node).await.unwrap();
+        }
+        let mut seen = Vec::new();
+        let mut after = 0;
+        loop {
+            let page = store
+                .nodes(&NodeFilter::default(), after, 10)
+                .await
+                .unwrap();
+            if page.is_empty() {
+                break;
+            }
+            assert!(page.len() <= 10);
+            after = page.last().unwrap().id;
+            seen.extend(page.into_iter().map(|n| (n.system_id, n.interfaces.len())));
+        }
+        assert_eq!(seen.len(), 25);
+        assert!(seen.iter().all(|(_, interfaces)| *interfaces == 1));
+        assert!(seen.windows(2).all(|w| w[0].0 < w[1].0));
+    }
+
+    pub async fn inventory_round_trip(store: Arc<dyn Store>) {
+        let node = store
+            .create_node(new_node("invent", "inv", &["52:54:00:00:03:01"]))
+            .await
+            .unwrap();
+        let subnet = store
+            .create_subnet(
+                SubnetFields {
+                    name: "10.1.0.0/24".into(),
+                    description: String::new(),
+                    cidr: "10.1.0.0/24".into(),
+                    vlan_id: DEFAULT_VLAN_ID,
+                    gateway_ip: None,
+                    dns_servers: vec![],
+                    rdns_mode: 2,
+                    allow_dns: true,
+                    allow_proxy: true,
+                    active_discovery: false,
+                    managed: true,
+                    disabled_boot_architectures: vec![],
+                },
+                1,
+            )
+            .await
+            .unwrap();
+        let nic = |name: &str, mac: &str, boot: bool| NewInterface {
+            name: name.into(),
+            kind: InterfaceType::Physical,
+            mac_address: Some(mac.into()),
+            vlan_id: Some(DEFAULT_VLAN_ID),
+            enabled: true,
+            params: String::new(),
+            tags: vec!["sriov".into()],
+            vendor: Some("Intel".into()),
+            product: Some("X710".into()),
+            firmware_version: Some("1.0".into()),
+            link_connected: true,
+            interface_speed: 10_000,
+            link_speed: 10_000,
+            numa_node: Some(0),
+            sriov_max_vf: 8,
+            mtu: 1500,
+            parents: vec![],
+            links: vec![],
+            boot,
+        };
+        let mut bond = nic("bond0", "52:54:00:00:03:01", false);
+        bond.kind = InterfaceType::Bond;
+        bond.parents = vec![0, 1];
+        bond.params = r#"{"bond_mode":"802.3ad"}"#.into();
+        bond.links = vec![NewIpLink {
+            mode: LinkMode::Static,
+            subnet_id: Some(subnet.id),
+            ip: Some("10.1.0.5".into()),
+        }];
+        let root = Filesystem {
+            fstype: "ext4".into(),
+            label: Some("root".into()),
+            uuid: Some("8b30d12c".into()),
+            mount_point: Some("/".into()),
+            mount_options: None,
+        };
+        let inventory = Inventory {
+            cpu_count: 8,
+            cpu_speed: 2400,
+            memory: 16384,
+            hardware_uuid: Some("5fa3".into()),
+            hardware_info: [("system_vendor".to_owned(), "QEMU".to_owned())].into(),
+            bios_boot_method: Some("uefi".into()),
+            interfaces: vec![
+                nic("eth0", "52:54:00:00:03:01", true),
+                nic("eth1", "52:54:00:00:03:02", false),
+                bond,
+            ],
+            block_devices: vec![NewBlockDevice {
+                name: "sda".into(),
+                kind: BlockDeviceType::Physical,
+                model: Some("QEMU HARDDISK".into()),
+                serial: Some("QM00001".into()),
+                id_path: Some("/dev/disk/by-id/ata-QEMU".into()),
+                size: 256_060_514_304,
+                block_size: 512,
+                tags: vec!["ssd".into()],
+                uuid: None,
+                firmware_version: Some("2.5+".into()),
+                numa_node: Some(0),
+                partition_table_type: Some("GPT".into()),
+                filesystem: None,
+                partitions: vec![NewPartition {
+                    uuid: Some("e8cf55ff".into()),
+                    size: 256_053_018_624,
+                    bootable: false,
+                    tags: vec![],
+                    filesystem: Some(root.clone()),
+                }],
+                boot: true,
+            }],
+        };
+        store
+            .set_inventory(node.id, inventory.clone(), 50)
+            .await
+            .unwrap();
+        let got = store.node_by_system_id("invent").await.unwrap().unwrap();
+        assert_eq!((got.cpu_count, got.cpu_speed, got.memory), (8, 2400, 16384));
+        assert_eq!(
+            got.hardware_info.get("system_vendor").map(String::as_str),
+            Some("QEMU")
+        );
+        assert_eq!(got.interfaces.len(), 3);
+        let bond = &got.interfaces[2];
+        assert_eq!(bond.kind, InterfaceType::Bond);
+        assert_eq!(
+            bond.parent_ids,
+            vec![got.interfaces[0].id, got.interfaces[1].id]
+        );
+        assert_eq!(bond.links.len(), 1);
+        assert_eq!(bond.links[0].ip.as_deref(), Some("10.1.0.5"));
+        assert_eq!(bond.links[0].mode, LinkMode::Static);
+        assert_eq!(got.interfaces[0].tags, ["sriov"]);
+        assert_eq!(got.boot_interface_id, Some(got.interfaces[0].id));
+        assert_eq!(got.block_devices.len(), 1);
+        let disk = &got.block_devices[0];
+        assert_eq!(got.boot_disk_id, Some(disk.id));
+        assert_eq!(disk.size, 256_060_514_304);
+        assert_eq!(disk.partitions.len(), 1);
+        assert_eq!(disk.partitions[0].filesystem, Some(root));
+        let f = NodeFilter {
+            subnet_ids: vec![subnet.id],
+            ..NodeFilter::default()
+        };
+        assert_eq!(store.nodes(&f, 0, 10).await.unwrap().len(), 1);
+        let f = NodeFilter {
+            not_subnet_ids: vec![subnet.id],
+            ..NodeFilter::default()
+        };
+        assert!(store.nodes(&f, 0, 10).await.unwrap().is_empty());
+        let f = NodeFilter {
+            fabrics: vec!["fabric-0".into()],
+            ..NodeFilter::default()
+        };
+        assert_eq!(store.nodes(&f, 0, 10).await.unwrap().len(), 1);
+
+        // A second inventory replaces the first entirely.
+        let smaller = Inventory {
+            interfaces: inventory.interfaces[..1].to_vec(),
+            block_devices: vec![],
+            ..inventory
+        };
+        store.set_inventory(node.id, smaller, 60).await.unwrap();
+        let got = store.node_by_system_id("invent").await.unwrap().unwrap();
+        assert_eq!(got.interfaces.len(), 1);
+        assert!(got.block_devices.is_empty());
+        assert_eq!(got.boot_disk_id, None);
+    }
+
+    pub async fn conditional_status_change_has_one_winner(store: Arc<dyn Store>) {
+        let node = store
+            .create_node(new_node("racers", "race", &["52:54:00:00:04:01"]))
+            .await
+            .unwrap();
+        assert!(
+            store
+                .change_status(node.id, status_change(NodeStatus::New, NodeStatus::Ready))
+                .await
+                .unwrap()
+        );
+        let mut users = Vec::new();
+        for i in 0..8 {
+            users.push(user(&store, &format!("racer{i}"), false).await);
+        }
+        let mut tasks = Vec::new();
+        for racer in &users {
+            let store = store.clone();
+            let mut change = status_change(NodeStatus::Ready, NodeStatus::Allocated);
+            change.owner = Some(Some(racer.id));
+            change.owner_must_be = Some(None);
+            tasks.push(tokio::spawn(async move {
+                store.change_status(node.id, change).await.unwrap()
+            }));
+        }
+        let mut winners = 0;
+        for task in tasks {
+            if task.await.unwrap() {
+                winners += 1;
+            }
+        }
+        assert_eq!(winners, 1);
+        let node = store.node_by_system_id("racers").await.unwrap().unwrap();
+        assert_eq!(node.status, NodeStatus::Allocated);
+        assert_eq!(node.previous_status, NodeStatus::Ready);
+        assert!(node.owner.is_some());
+    }
+
+    pub async fn node_updates(store: Arc<dyn Store>) {
+        let node = store
+            .create_node(new_node("update", "upd", &["52:54:00:00:05:01"]))
+            .await
+            .unwrap();
+        store
+            .create_node(new_node("other1", "taken", &["52:54:00:00:05:02"]))
+            .await
+            .unwrap();
+        let update = NodeUpdate {
+            hostname: Some("renamed".into()),
+            description: Some("rack 4".into()),
+            cpu_count: Some(4),
+            memory: Some(8192),
+            swap_size: Some(Some(1 << 30)),
+            power_type: Some("ipmi".into()),
+            power_parameters: Some([("power_user".to_owned(), "root".to_owned())].into()),
+            power_state: Some(PowerState::On),
+            locked: Some(true),
+            owner_data: Some([("owner".to_owned(), "juju".to_owned())].into()),
+            updated: 7_000,
+            ..NodeUpdate::default()
+        };
+        store.update_node(node.id, update).await.unwrap();
+        let got = store.node_by_system_id("update").await.unwrap().unwrap();
+        assert_eq!(got.hostname, "renamed");
+        assert_eq!(got.description, "rack 4");
+        assert_eq!(
+            (got.cpu_count, got.memory, got.swap_size),
+            (4, 8192, Some(1 << 30))
+        );
+        assert_eq!(got.power_type, "ipmi");
+        assert_eq!(
+            got.power_parameters.get("power_user").map(String::as_str),
+            Some("root")
+        );
+        assert_eq!(got.power_state, PowerState::On);
+        assert!(got.locked);
+        assert_eq!(
+            got.owner_data.get("owner").map(String::as_str),
+            Some("juju")
+        );
+        assert_eq!(got.updated, 7_000);
+        let clash = NodeUpdate {
+            hostname: Some("taken".into()),
+            updated: 8_000,
+            ..NodeUpdate::default()
+        };
+        assert!(matches!(
+            store.update_node(node.id, clash).await,
+            Err(StoreError::Conflict { .. })
+        ));
+        let missing = NodeUpdate {
+            updated: 8_000,
+            ..NodeUpdate::default()
+        };
+        assert!(matches!(
+            store.update_node(99_999, missing).await,
+            Err(StoreError::NotFound { .. })
+        ));
+    }
+
+    pub async fn events_and_status_messages(store: Arc<dyn Store>) {
+        let admin = user(&store, "admin", true).await;
+        let node = store
+            .create_node(new_node("evnode", "ev", &["52:54:00:00:06:01"]))
+            .await
+            .unwrap();
+        let other = store
+            .create_node(new_node("evothr", "ev2", &["52:54:00:00:06:02"]))
+            .await
+            .unwrap();
+        let event = |node_id: i64, event_type: &str, level: EventLevel, is_status: bool| NewEvent {
+            node_id: Some(node_id),
+            event_type: event_type.into(),
+            description: if is_status {
+                "from the API".into()
+            } else {
+                String::new()
+            },
+            action: "commission".into(),
+            level,
+            user_id: Some(admin.id),
+            created: 10_000,
+            is_status,
+        };
+        let first = store
+            .create_event(event(node.id, "Commissioning", EventLevel::Info, true))
+            .await
+            .unwrap();
+        store
+            .create_event(event(node.id, "Debug noise", EventLevel::Debug, false))
+            .await
+            .unwrap();
+        store
+            .create_event(event(other.id, "Ready", EventLevel::Info, true))
+            .await
+            .unwrap();
+        store
+            .create_event(event(node.id, "Power on", EventLevel::Audit, false))
+            .await
+            .unwrap();
+        let got = store.node_by_system_id("evnode").await.unwrap().unwrap();
+        assert_eq!(
+            got.status_message.as_deref(),
+            Some("Commissioning - from the API")
+        );
+        assert_eq!(got.status_action.as_deref(), Some("commission"));
+
+        let query = |f: &dyn Fn(&mut EventQuery)| {
+            let mut q = EventQuery {
+                limit: 100,
+                ..EventQuery::default()
+            };
+            f(&mut q);
+            q
+        };
+        let all = store.events(&query(&|_| {})).await.unwrap();
+        assert_eq!(all.len(), 4);
+        assert!(all.windows(2).all(|w| w[0].id > w[1].id), "newest first");
+        assert_eq!(all.last().unwrap().id, first);
+        assert_eq!(all[0].username.as_deref(), Some("admin"));
+        assert_eq!(all[0].system_id.as_deref(), Some("evnode"));
+        assert_eq!(all[0].hostname, "ev");
+        let info = store
+            .events(&query(&|q| q.level = Some(EventLevel::Info)))
+            .await
+            .unwrap();
+        assert_eq!(info.len(), 2);
+        let audit = store
+            .events(&query(&|q| q.level = Some(EventLevel::Audit)))
+            .await
+            .unwrap();
+        assert_eq!(audit.len(), 1);
+        assert_eq!(audit[0].event_type, "Power on");
+        let by_host = store
+            .events(&query(&|q| q.hostnames = vec!["ev2".into()]))
+            .await
+            .unwrap();
+        assert_eq!(by_host.len(), 1);
+        let by_id = store
+            .events(&query(&|q| q.system_ids = vec!["evnode".into()]))
+            .await
+            .unwrap();
+        assert_eq!(by_id.len(), 3);
+        let by_mac = store
+            .events(&query(&|q| {
+                q.mac_addresses = vec!["52:54:00:00:06:02".into()]
+            }))
+            .await
+            .unwrap();
+        assert_eq!(by_mac.len(), 1);
+        let page = store.events(&query(&|q| q.limit = 2)).await.unwrap();
+        assert_eq!(page.len(), 2);
+        let older = store
+            .events(&query(&|q| {
+                q.limit = 2;
+                q.before = Some(page[1].id);
+            }))
+            .await
+            .unwrap();
+        assert_eq!(
+            older.iter().map(|e| e.id).collect::<Vec<_>>(),
+            all[2..].iter().map(|e| e.id).collect::<Vec<_>>()
+        );
+        let newer = store
+            .events(&query(&|q| {
+                q.limit = 2;
+                q.after = Some(first);
+            }))
+            .await
+            .unwrap();
+        assert_eq!(
+            newer.iter().map(|e| e.id).collect::<Vec<_>>(),
+            all[1..3].iter().map(|e| e.id).collect::<Vec<_>>()
+        );
+        // Deleting a node keeps its events, named by system_id and hostname.
+        store.delete_node(other.id).await.unwrap();
+        let kept = store
+            .events(&query(&|q| q.hostnames = vec!["ev2".into()]))
+            .await
+            .unwrap();
+        assert_eq!(kept.len(), 1);
+        assert_eq!(kept[0].system_id.as_deref(), Some("evothr"));
+    }
+
+    pub async fn delete_user_transfers_nodes(store: Arc<dyn Store>) {
+        let admin = user(&store, "admin", true).await;
+        let leaver = user(&store, "leaver", false).await;
+        let node = store
+            .create_node(new_node("owned1", "owned", &["52:54:00:00:07:01"]))
+            .await
+            .unwrap();
+        let mut change = status_change(NodeStatus::New, NodeStatus::Ready);
+        change.owner = Some(Some(leaver.id));
+        assert!(store.change_status(node.id, change).await.unwrap());
+        assert_eq!(store.owned_node_count(leaver.id).await.unwrap(), 1);
+        store.delete_user(leaver.id, Some(admin.id)).await.unwrap();
+        assert!(store.user_by_username("leaver").await.unwrap().is_none());
+        let node = store.node_by_system_id("owned1").await.unwrap().unwrap();
+        assert_eq!(node.owner.unwrap().username, "admin");
+        assert!(matches!(
+            store.delete_user(leaver.id, None).await,
+            Err(StoreError::NotFound { .. })
+        ));
+    }
+}
