@@ -8,9 +8,11 @@
 #![forbid(unsafe_code)]
 
 pub mod ids;
+pub mod net;
 pub mod status;
 pub mod values;
 
 pub use ids::{MacAddress, SystemId};
+pub use net::Cidr;
 pub use status::{NodeStatus, NodeType, PowerState, SimpleStatus};
 pub use values::{Hostname, ValueError, parse_bool, parse_size};

@@ -17,6 +17,8 @@ pub enum ValueError {
     Bool(String),
     #[error("'{0}' is not a valid size")]
     Size(String),
+    #[error("'{0}' is not a valid CIDR")]
+    Cidr(String),
 }
 
 /// A host name of one or more DNS labels: letters, digits and hyphens, no

@@ -303,6 +303,9 @@ where
 
 /// Appends the WHERE conditions of a node filter; the query already holds `WHERE 1 = 1`.
 fn push_node_filter<'a>(qb: &mut QueryBuilder<'a, Db>, f: &'a NodeFilter, owned: &'a FilterValues) {
+    if f.match_none {
+        qb.push(" AND 1 = 0");
+    }
     if !f.node_types.is_empty() {
         push_in(qb, "n.node_type", &owned.node_types, false);
     }

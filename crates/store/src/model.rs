@@ -727,6 +727,9 @@ pub struct NodeFilter {
     /// Subnet ids the node must be linked to (all of them) / none of them.
     pub subnet_ids: Vec<i64>,
     pub not_subnet_ids: Vec<i64>,
+    /// Set when a filter names something that can't exist (a VM host in a
+    /// region without any): nothing matches.
+    pub match_none: bool,
 }
 
 /// Counts returned by a tag's `update_nodes`.

@@ -1,0 +1,95 @@
+//! The region's shared state: the store, configuration, clock and the
+//! resource table, handed to every request.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use maas_store::{Millis, Store};
+
+use crate::api::{self, Resource};
+use crate::http::oauth::NonceCache;
+
+/// Where time comes from, so tests can move it.
+pub trait Clock: Send + Sync {
+    fn now_millis(&self) -> Millis;
+}
+
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_millis(&self) -> Millis {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as Millis)
+            .unwrap_or(0)
+    }
+}
+
+/// A clock tests set by hand.
+#[derive(Default)]
+pub struct ManualClock(std::sync::atomic::AtomicI64);
+
+impl ManualClock {
+    pub fn new(now: Millis) -> ManualClock {
+        ManualClock(std::sync::atomic::AtomicI64::new(now))
+    }
+
+    pub fn set(&self, now: Millis) {
+        self.0.store(now, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now_millis(&self) -> Millis {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// What the region needs to know about itself.
+#[derive(Clone, Debug)]
+pub struct RegionConfig {
+    /// The URL machines and racks use to reach the region (`maas_url`).
+    pub maas_url: String,
+    /// Largest request body accepted by the API, in bytes.
+    pub max_body_bytes: usize,
+    /// Nonces remembered for replay protection (bounds the cache's memory).
+    pub nonce_capacity: usize,
+}
+
+impl Default for RegionConfig {
+    fn default() -> RegionConfig {
+        RegionConfig {
+            maas_url: "http://localhost:5240/MAAS".to_owned(),
+            max_body_bytes: 64 * 1024 * 1024,
+            nonce_capacity: 1_000_000,
+        }
+    }
+}
+
+pub struct Region {
+    pub store: Arc<dyn Store>,
+    pub config: RegionConfig,
+    pub clock: Arc<dyn Clock>,
+    pub nonces: NonceCache,
+    pub resources: Vec<Resource>,
+    pub api_hash: String,
+}
+
+impl Region {
+    pub fn new(store: Arc<dyn Store>, config: RegionConfig, clock: Arc<dyn Clock>) -> Arc<Region> {
+        let resources = api::resources();
+        let api_hash = api::describe::hash(&resources);
+        Arc::new(Region {
+            store,
+            nonces: NonceCache::new(config.nonce_capacity),
+            config,
+            clock,
+            resources,
+            api_hash,
+        })
+    }
+
+    pub fn now(&self) -> Millis {
+        self.clock.now_millis()
+    }
+}

@@ -1,0 +1,21 @@
+//! Services: the region's business rules, called by the REST handlers and
+//! (later) the dashboard. They take typed inputs and the calling user, and
+//! return records or a `ServiceError`; they know nothing of HTTP.
+
+pub mod config;
+pub mod grouping;
+pub mod machines;
+pub mod network;
+pub mod users;
+
+use maas_store::StoreError;
+
+use crate::error::ServiceError;
+
+/// Maps a store conflict on `field` to MAAS's form error for a duplicate.
+pub(crate) fn duplicate(error: StoreError, field: &str, message: &str) -> ServiceError {
+    match error {
+        StoreError::Conflict { .. } => ServiceError::field(field, message),
+        other => ServiceError::Store(other),
+    }
+}
