@@ -14,7 +14,10 @@ pub enum DescribeError {
     #[error("resource {index} of the describe document has no name")]
     UnnamedResource { index: usize },
     #[error("handler {handler:?} in the describe document has no {field:?} of the right type")]
-    BadHandler { handler: String, field: &'static str },
+    BadHandler {
+        handler: String,
+        field: &'static str,
+    },
 }
 
 /// One handler command (`machines`, `machine`, …).
@@ -83,7 +86,8 @@ impl CommandSet {
         }
         set.handlers.sort_by(|a, b| a.name.cmp(&b.name));
         // Two resources with one command name would make maascli's parser abort; keep the first.
-        set.handlers.dedup_by(|later, earlier| later.name == earlier.name);
+        set.handlers
+            .dedup_by(|later, earlier| later.name == earlier.name);
         Ok(set)
     }
 
@@ -386,7 +390,11 @@ fn python_splitlines(text: &str) -> Vec<&str> {
         }
         lines.push(&text[start..index]);
         let mut next = index + c.len_utf8();
-        if c == '\r' && chars.peek().is_some_and(|&(_, following)| following == '\n') {
+        if c == '\r'
+            && chars
+                .peek()
+                .is_some_and(|&(_, following)| following == '\n')
+        {
             chars.next();
             next += 1;
         }
@@ -462,7 +470,10 @@ mod tests {
             let (_, body) = parse_docstring(doc);
             assert_eq!(accepts_data(&body), expected, "{doc:?}");
         }
-        check("Deploy\n\n:param distro_series: Optional.\n:type distro_series: String\n\n ", true);
+        check(
+            "Deploy\n\n:param distro_series: Optional.\n:type distro_series: String\n\n ",
+            true,
+        );
         check("Title\n\nDescription\n\n :param x: Required.", true);
         check("Read the machine\n\nReturns the machine.\n\n", false);
         check(":param x: in the title only", false);
@@ -482,8 +493,16 @@ mod tests {
                 "{doc:?}"
             );
         }
-        check("One machine.\n\nAddressed by id.", "One machine.", "Addressed by id.");
-        check("Long\n    title\n\n    Body\n      indented", "Long title", "Body\n  indented");
+        check(
+            "One machine.\n\nAddressed by id.",
+            "One machine.",
+            "Addressed by id.",
+        );
+        check(
+            "Long\n    title\n\n    Body\n      indented",
+            "Long title",
+            "Body\n  indented",
+        );
         check("Only a title", "Only a title", "");
         check("A\r\n\r\nB\r\nC", "A", "B\nC");
         check("  Tab\tbed\n\n\tx", "Tab   bed", "x");

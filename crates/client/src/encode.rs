@@ -185,10 +185,10 @@ fn content_type_for(name: &str) -> Option<&'static str> {
         };
         stem = format!("{}{replacement}", &stem[..stem.len() - extension.len()]);
     }
-    if let Some(extension) = extension_of(&stem) {
-        if matches!(extension, ".gz" | ".Z" | ".bz2" | ".xz" | ".br") {
-            stem.truncate(stem.len() - extension.len());
-        }
+    if let Some(extension) = extension_of(&stem)
+        && matches!(extension, ".gz" | ".Z" | ".bz2" | ".xz" | ".br")
+    {
+        stem.truncate(stem.len() - extension.len());
     }
     let extension = extension_of(&stem)?;
     known_type(extension).or_else(|| known_type(&extension.to_ascii_lowercase()))
@@ -313,10 +313,19 @@ eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eA==\r\n\
         }
         check(
             &"x".repeat(50),
-            &format!("Content-Disposition: form-data;\r\n name=\"{}\"\r\n", "x".repeat(50)),
+            &format!(
+                "Content-Disposition: form-data;\r\n name=\"{}\"\r\n",
+                "x".repeat(50)
+            ),
         );
-        check("na me\"q", "Content-Disposition: form-data; name=\"na me\\\"q\"\r\n");
-        check("né", "Content-Disposition: form-data; name*=utf-8''n%C3%A9\r\n");
+        check(
+            "na me\"q",
+            "Content-Disposition: form-data; name=\"na me\\\"q\"\r\n",
+        );
+        check(
+            "né",
+            "Content-Disposition: form-data; name*=utf-8''n%C3%A9\r\n",
+        );
     }
 
     #[test]
@@ -333,15 +342,27 @@ eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eHh4eA==\r\n\
         fn check(names: &[Option<&str>], expected: &str) {
             assert_eq!(guess_content_type(names), expected, "{names:?}");
         }
-        check(&[Some("content"), Some("/tmp/root.tgz")], "application/x-tar");
+        check(
+            &[Some("content"), Some("/tmp/root.tgz")],
+            "application/x-tar",
+        );
         check(&[Some("content"), Some("root.tar.xz")], "application/x-tar");
-        check(&[Some("content"), Some("disk.img.gz")], "application/octet-stream");
+        check(
+            &[Some("content"), Some("disk.img.gz")],
+            "application/octet-stream",
+        );
         check(&[Some("script"), Some("hello.sh")], "application/x-sh");
         check(&[Some("notes.txt"), Some("x.json")], "text/plain");
         check(&[Some("content"), Some("A.TXT")], "text/plain");
-        check(&[Some("content"), Some("a.JSON.GZ")], "application/octet-stream");
+        check(
+            &[Some("content"), Some("a.JSON.GZ")],
+            "application/octet-stream",
+        );
         check(&[Some("content"), Some("a.tbz2")], "application/x-tar");
-        check(&[Some("content"), Some(".json")], "application/octet-stream");
+        check(
+            &[Some("content"), Some(".json")],
+            "application/octet-stream",
+        );
         check(&[Some("content"), None], "application/octet-stream");
     }
 }

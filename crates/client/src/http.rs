@@ -297,7 +297,12 @@ impl Client {
 
     /// Encodes `params` as maascli does for `method` and sends the request, signed when the
     /// client has credentials. A query already in `path` is kept, before `params`.
-    pub fn call(&self, method: Method, path: &str, params: &Params) -> Result<Response, ClientError> {
+    pub fn call(
+        &self,
+        method: Method,
+        path: &str,
+        params: &Params,
+    ) -> Result<Response, ClientError> {
         let url = self.url_for(path)?;
         let mut request = prepare(method, &url, params);
         if let Some((_, existing)) = url.split_once('?') {
@@ -332,7 +337,11 @@ impl Client {
         let url = format!(
             "{}{}{}",
             split.origin(),
-            url::escape_path(if split.path.is_empty() { "/" } else { split.path }),
+            url::escape_path(if split.path.is_empty() {
+                "/"
+            } else {
+                split.path
+            }),
             if split.query.is_empty() {
                 String::new()
             } else {
@@ -485,7 +494,10 @@ mod tests {
             "http://h/MAAS/api/2.0/machines/abc/",
             &Params::new().op("commission"),
         );
-        assert_eq!(request.url, "http://h/MAAS/api/2.0/machines/abc/?op=commission");
+        assert_eq!(
+            request.url,
+            "http://h/MAAS/api/2.0/machines/abc/?op=commission"
+        );
         assert_eq!(request.body, None);
         assert!(request.headers.is_empty());
     }
@@ -500,8 +512,15 @@ mod tests {
         assert_eq!(request.url, "http://h/MAAS/api/2.0/machines/?op=allocate");
         let content_type = &request.headers[0];
         assert_eq!(content_type.0, "Content-Type");
-        assert!(content_type.1.starts_with("multipart/form-data; boundary=\"==============="));
-        assert_eq!(request.headers[1], ("MIME-Version".to_owned(), "1.0".to_owned()));
+        assert!(
+            content_type
+                .1
+                .starts_with("multipart/form-data; boundary=\"===============")
+        );
+        assert_eq!(
+            request.headers[1],
+            ("MIME-Version".to_owned(), "1.0".to_owned())
+        );
         let body = String::from_utf8(request.body.unwrap()).unwrap();
         assert!(body.contains("name=\"system_id\""), "{body}");
         assert!(body.contains("YWJj"), "{body}");
@@ -509,7 +528,11 @@ mod tests {
 
     #[test]
     fn put_without_op_or_fields_has_no_query() {
-        let request = prepare(Method::Put, "http://h/MAAS/api/2.0/machines/abc/", &Params::new());
+        let request = prepare(
+            Method::Put,
+            "http://h/MAAS/api/2.0/machines/abc/",
+            &Params::new(),
+        );
         assert_eq!(request.url, "http://h/MAAS/api/2.0/machines/abc/");
         assert_eq!(request.body, None);
     }

@@ -154,9 +154,10 @@ mod tests {
 
     #[test]
     fn header_matches_maascli_for_fixed_nonce_and_time() {
-        let credentials =
-            Credentials::parse("dFTQGcQLNvhJVc2H69:K6bhJZXCFKWFTfQTk5:entQ246T7KyyfkwMSWRLuSwycruNDfDG")
-                .unwrap();
+        let credentials = Credentials::parse(
+            "dFTQGcQLNvhJVc2H69:K6bhJZXCFKWFTfQTk5:entQ246T7KyyfkwMSWRLuSwycruNDfDG",
+        )
+        .unwrap();
         let header = credentials.authorization_header("71783582937401295941710000000", 1710000000);
         assert_eq!(
             header,
@@ -174,7 +175,10 @@ mod tests {
         let header = credentials.authorization_header("1", 2);
         assert!(header.contains("oauth_consumer_key=\"c%20k\""), "{header}");
         assert!(header.contains("oauth_token=\"t%2Fk\""), "{header}");
-        assert!(header.contains("oauth_signature=\"%26s%2526c\""), "{header}");
+        assert!(
+            header.contains("oauth_signature=\"%26s%2526c\""),
+            "{header}"
+        );
     }
 
     #[test]

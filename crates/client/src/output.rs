@@ -179,7 +179,8 @@ impl Formatter<'_> {
             }
             self.digits();
         }
-        self.output.extend_from_slice(&self.input[start..self.position]);
+        self.output
+            .extend_from_slice(&self.input[start..self.position]);
         Some(())
     }
 
@@ -193,7 +194,12 @@ impl Formatter<'_> {
 /// The media type of a `Content-Type` value without parameters, lower-cased, as Python's
 /// `Message.get_content_type` gives it (`text/plain` when the value is not `type/subtype`).
 pub fn media_type(content_type: &str) -> String {
-    let media = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let media = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     if media.matches('/').count() == 1 {
         media
     } else {
@@ -254,7 +260,8 @@ pub fn print_response_summary(out: &mut dyn Write, response: &Response) -> io::R
                     let mut chars = part.chars();
                     match chars.next() {
                         Some(first) => {
-                            first.to_uppercase().collect::<String>() + &chars.as_str().to_lowercase()
+                            first.to_uppercase().collect::<String>()
+                                + &chars.as_str().to_lowercase()
                         }
                         None => String::new(),
                     }
@@ -265,7 +272,12 @@ pub fn print_response_summary(out: &mut dyn Write, response: &Response) -> io::R
         })
         .collect();
     headers.sort();
-    let width = headers.iter().map(|(name, _)| name.len()).max().unwrap_or(0) + 2;
+    let width = headers
+        .iter()
+        .map(|(name, _)| name.len())
+        .max()
+        .unwrap_or(0)
+        + 2;
     for (name, value) in headers {
         writeln!(out, "{name:>width$}: {value}")?;
     }
@@ -304,7 +316,18 @@ mod tests {
 
     #[test]
     fn invalid_json_is_refused() {
-        for input in ["", "{", "[1,]", "{\"a\" 1}", "01", "tru", "\"a\nb\"", "1 2", "{1:2}", "\"\\x\""] {
+        for input in [
+            "",
+            "{",
+            "[1,]",
+            "{\"a\" 1}",
+            "01",
+            "tru",
+            "\"a\nb\"",
+            "1 2",
+            "{1:2}",
+            "\"\\x\"",
+        ] {
             check(input, None);
         }
         let deep = "[".repeat(MAX_DEPTH + 2) + &"]".repeat(MAX_DEPTH + 2);
@@ -336,11 +359,24 @@ mod tests {
             printed(&json, true),
             "Success.\nMachine-readable output follows:\n[\n    1\n]\n"
         );
-        let error = response(404, Some("text/plain"), "No Machine matches the given query.");
-        assert_eq!(printed(&error, true), "No Machine matches the given query.\n");
-        assert_eq!(printed(&error, false), "No Machine matches the given query.");
+        let error = response(
+            404,
+            Some("text/plain"),
+            "No Machine matches the given query.",
+        );
+        assert_eq!(
+            printed(&error, true),
+            "No Machine matches the given query.\n"
+        );
+        assert_eq!(
+            printed(&error, false),
+            "No Machine matches the given query."
+        );
         let empty_error = response(403, Some("text/plain"), "");
-        assert_eq!(printed(&empty_error, true), "Request failed with code 403: Reason\n");
+        assert_eq!(
+            printed(&empty_error, true),
+            "Request failed with code 403: Reason\n"
+        );
         let no_content = response(204, Some("text/plain"), "");
         assert_eq!(printed(&no_content, false), "");
         let bytes = response(200, None, "raw");
@@ -351,14 +387,19 @@ mod tests {
 
     #[test]
     fn media_type_drops_parameters() {
-        assert_eq!(media_type("Application/JSON; charset=utf-8"), "application/json");
+        assert_eq!(
+            media_type("Application/JSON; charset=utf-8"),
+            "application/json"
+        );
         assert_eq!(media_type("nonsense"), "text/plain");
     }
 
     #[test]
     fn summary_lists_sorted_capitalised_headers() {
         let mut response = response(200, Some("text/plain"), "");
-        response.headers.push(("x-maas-api-hash".to_owned(), "abc".to_owned()));
+        response
+            .headers
+            .push(("x-maas-api-hash".to_owned(), "abc".to_owned()));
         let mut out = Vec::new();
         print_response_summary(&mut out, &response).unwrap();
         assert_eq!(

@@ -243,7 +243,11 @@ mod tests {
     #[test]
     fn join_resolves_like_urljoin() {
         fn check(base: &str, reference: &str, expected: &str) {
-            assert_eq!(join(base, reference).unwrap(), expected, "{base} + {reference}");
+            assert_eq!(
+                join(base, reference).unwrap(),
+                expected,
+                "{base} + {reference}"
+            );
         }
         let api = "http://h:5240/MAAS/api/2.0/";
         check(api, "describe/", "http://h:5240/MAAS/api/2.0/describe/");
@@ -255,14 +259,21 @@ mod tests {
         );
         check(api, "http://other/x", "http://other/x");
         check(api, "//other/x", "http://other/x");
-        check(api, "../../accounts/authenticate/", "http://h:5240/MAAS/accounts/authenticate/");
+        check(
+            api,
+            "../../accounts/authenticate/",
+            "http://h:5240/MAAS/accounts/authenticate/",
+        );
         check("http://h/a/b", "c?x=1", "http://h/a/c?x=1");
         check(api, "", api);
     }
 
     #[test]
     fn escape_path_keeps_maas_identifiers() {
-        assert_eq!(escape_path("/MAAS/api/2.0/subnets/10.0.0.0/24/"), "/MAAS/api/2.0/subnets/10.0.0.0/24/");
+        assert_eq!(
+            escape_path("/MAAS/api/2.0/subnets/10.0.0.0/24/"),
+            "/MAAS/api/2.0/subnets/10.0.0.0/24/"
+        );
         assert_eq!(escape_path("/tags/a b/"), "/tags/a%20b/");
         assert_eq!(escape_path("/zones/é/"), "/zones/%C3%A9/");
     }
