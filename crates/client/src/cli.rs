@@ -882,7 +882,7 @@ fn profile_command(
 /// The built-in special cases, found by command names as maascli finds them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Special {
-    None,
+    Generic,
     BootResourcesCreate,
     SshKeysImport,
 }
@@ -891,7 +891,7 @@ fn special_for(handler: &HandlerCommand, action: &ActionCommand) -> Special {
     match (handler.name.as_str(), action.name.as_str()) {
         ("boot-resources", "create") => Special::BootResourcesCreate,
         ("sshkeys", "import") => Special::SshKeysImport,
-        _ => Special::None,
+        _ => Special::Generic,
     }
 }
 

@@ -295,6 +295,21 @@ impl Client {
         self.call(Method::Delete, path, params)
     }
 
+    /// POSTs an `application/x-www-form-urlencoded` body, as python-libmaas does for
+    /// `/MAAS/accounts/authenticate/`; signed only when the client has credentials.
+    pub fn post_form(&self, path: &str, fields: &[(&str, &str)]) -> Result<Response, ClientError> {
+        let body = encode::urlencode(fields.iter().map(|(name, value)| (*name, value.as_bytes())));
+        self.execute(Request {
+            method: Method::Post,
+            url: self.url_for(path)?,
+            headers: vec![(
+                "Content-Type".to_owned(),
+                "application/x-www-form-urlencoded".to_owned(),
+            )],
+            body: Some(body.into_bytes()),
+        })
+    }
+
     /// Encodes `params` as maascli does for `method` and sends the request, signed when the
     /// client has credentials. A query already in `path` is kept, before `params`.
     pub fn call(

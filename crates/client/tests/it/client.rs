@@ -109,3 +109,36 @@ fn a_query_in_the_path_is_kept_before_the_params() {
         "/MAAS/api/2.0/events/?op=query&limit=2&level=INFO"
     );
 }
+
+#[test]
+fn form_posts_are_urlencoded() {
+    let peer = Peer::start(|_| {
+        Reply::json(
+            200,
+            r#"{"consumer_key": "a", "token_key": "b", "token_secret": "c"}"#,
+        )
+    });
+    let client = Client::new(&peer.maas_url(), None).unwrap();
+    let response = client
+        .post_form(
+            "/MAAS/accounts/authenticate/",
+            &[
+                ("username", "admin"),
+                ("password", "p w&d"),
+                ("consumer", "me@host"),
+            ],
+        )
+        .unwrap();
+    assert_eq!(response.json().unwrap()["token_secret"], "c");
+    let request = &peer.requests()[0];
+    assert_eq!(request.target, "/MAAS/accounts/authenticate/");
+    assert_eq!(
+        request.header("content-type"),
+        Some("application/x-www-form-urlencoded")
+    );
+    assert_eq!(
+        request.body,
+        b"username=admin&password=p+w%26d&consumer=me%40host"
+    );
+    assert_eq!(request.header("authorization"), None);
+}
