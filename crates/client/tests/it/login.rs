@@ -272,3 +272,39 @@ fn refresh_reports_profiles_that_failed() {
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn https_to_a_plain_http_peer_fails_cleanly() {
+    let peer = region(200, "application/json");
+    let dir = temp_dir("login-https");
+    let url = peer.maas_url().replace("http://", "https://");
+    let run = maas(&dir.join("p.json"), &["login", "admin", &url, KEY], "");
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.starts_with("maas: error:"), "{}", run.stderr);
+    assert!(!dir.join("p.json").exists());
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn cacerts_and_insecure_together_are_refused() {
+    let dir = temp_dir("login-tls-flags");
+    let run = maas(
+        &dir.join("p.json"),
+        &[
+            "login",
+            "-k",
+            "--cacerts",
+            "/nonexistent.pem",
+            "admin",
+            "https://h/MAAS/",
+            KEY,
+        ],
+        "",
+    );
+    assert_eq!(run.code, 1);
+    assert_eq!(
+        run.stderr,
+        "You cannot use both cacerts and insecure arguments.\n"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
