@@ -32,7 +32,7 @@ const REQUIRED: [&str; 6] = [
 ];
 
 /// Splits an `Authorization: OAuth …` header into decoded key/value pairs.
-/// Pieces mentioning `realm` are skipped, as MAAS skips them.
+/// The `realm` parameter is skipped, as MAAS skips it.
 pub fn header_params(header: &str) -> Vec<(String, String)> {
     let Some(rest) = header
         .strip_prefix("OAuth ")
@@ -41,9 +41,11 @@ pub fn header_params(header: &str) -> Vec<(String, String)> {
         return Vec::new();
     };
     rest.split(',')
-        .filter(|piece| !piece.contains("realm"))
         .filter_map(|piece| {
             let (key, value) = piece.trim().split_once('=')?;
+            if key.trim() == "realm" {
+                return None;
+            }
             let value = value.trim();
             let value = value
                 .strip_prefix('"')
@@ -242,6 +244,12 @@ mod tests {
     #[test]
     fn realm_is_optional_and_skipped() {
         let with_realm = MAASCLI.replacen("OAuth ", "OAuth realm=\"OAuth\", ", 1);
+        // A value that merely mentions realm is kept.
+        let nonce = MAASCLI.replace("71783582937401295941710000000", "realm-1");
+        assert_eq!(
+            gather(Some(&nonce), &Params::new()).unwrap().nonce,
+            "realm-1"
+        );
         assert_eq!(
             gather(Some(&with_realm), &Params::new()),
             gather(Some(MAASCLI), &Params::new())

@@ -383,16 +383,24 @@ pub async fn create(
             Err(StoreError::Conflict { what }) => {
                 // A user-chosen hostname that is taken is the user's problem;
                 // a generated id or name that collides is retried.
-                if explicit_hostname.is_some() && what.contains("hostname") {
-                    return Err(ServiceError::field(
-                        "hostname",
-                        format!(
-                            "Node with this Hostname already exists: {}",
-                            explicit_hostname.unwrap_or_default()
-                        ),
-                    ));
+                if let Some(hostname) = &explicit_hostname {
+                    let taken = NodeFilter {
+                        hostnames: vec![hostname.clone()],
+                        ..NodeFilter::default()
+                    };
+                    if store
+                        .nodes(&taken, 0, 1)
+                        .await?
+                        .iter()
+                        .any(|n| n.domain.id == domain_id)
+                    {
+                        return Err(ServiceError::field(
+                            "hostname",
+                            format!("Node with this Hostname already exists: {hostname}"),
+                        ));
+                    }
                 }
-                if what.contains("mac") {
+                if !store.macs_in_use(&input.mac_addresses).await?.is_empty() {
                     return Err(ServiceError::field(
                         "mac_addresses",
                         "One or more MAC addresses is already in use.",

@@ -1,0 +1,10 @@
+//! The region's REST API driven in memory through the router, with requests
+//! built exactly as the `maas` CLI builds them.
+
+mod support;
+
+mod auth;
+mod describe;
+mod dispatch;
+mod machines;
+mod resources;
