@@ -255,12 +255,15 @@ async fn start(flags: &Flags) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(resolved.listen)
         .await
         .with_context(|| format!("listening on {}", resolved.listen))?;
+    // With port 0 the kernel picks the port; say which one.
+    let bound = listener
+        .local_addr()
+        .context("reading the listening address")?;
     tracing::info!(
-        listen = %resolved.listen,
+        listen = %bound,
         database = store.backend_name(),
         data_dir = %resolved.data_dir.display(),
-        "MAAS region started: http://{}/MAAS/",
-        resolved.listen
+        "MAAS region started: http://{bound}/MAAS/"
     );
     maas_region::serve(region, listener, shutdown_signal())
         .await

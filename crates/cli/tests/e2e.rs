@@ -1,0 +1,385 @@
+//! The whole region as a user runs it: the `maas` binary started on a real
+//! port, the admin commands, the CLI lines of issue 2 typed verbatim, and
+//! python-libmaas (from PyPI, unchanged) against it.
+//!
+//! Needs `jq` and the repo's `.venv` with python-libmaas (scripts/test
+//! installs both); without them the checks that need them skip loudly,
+//! except under CI=true, where they fail.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const MAAS: &str = env!("CARGO_BIN_EXE_maas");
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+/// Skips (loudly) or fails (under CI) when a prerequisite is missing.
+fn require(present: bool, what: &str) -> bool {
+    if !present {
+        assert!(
+            !in_ci(),
+            "{what} is missing and CI=true: run scripts/test, which installs it"
+        );
+        eprintln!("SKIPPED part of the e2e test: {what} is missing (scripts/test installs it)");
+    }
+    present
+}
+
+struct Region {
+    child: Child,
+    url: String,
+    data_dir: tempfile::TempDir,
+    home: tempfile::TempDir,
+}
+
+impl Drop for Region {
+    fn drop(&mut self) {
+        // SIGTERM, then wait: the server must stop cleanly.
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+    }
+}
+
+impl Region {
+    fn start(database_uri: Option<&str>) -> Region {
+        let data_dir = tempfile::tempdir().unwrap();
+        let home = tempfile::tempdir().unwrap();
+        let mut init = Command::new(MAAS);
+        init.args(["init", "--data-dir"]).arg(data_dir.path());
+        if let Some(uri) = database_uri {
+            init.args(["--database-uri", uri]);
+        }
+        let status = init.status().unwrap();
+        assert!(status.success(), "maas init failed");
+        // Running init twice changes nothing.
+        let before = std::fs::read_to_string(data_dir.path().join("regiond.toml")).unwrap();
+        assert!(
+            Command::new(MAAS)
+                .args(["init", "--data-dir"])
+                .arg(data_dir.path())
+                .status()
+                .unwrap()
+                .success()
+        );
+        assert_eq!(
+            before,
+            std::fs::read_to_string(data_dir.path().join("regiond.toml")).unwrap()
+        );
+
+        let mut child = Command::new(MAAS)
+            .args(["start", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data_dir.path())
+            .env("MAAS_LOG_FORMAT", "json")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (sender, receiver) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Ok(value) = serde_json::from_str::<serde_json::Value>(&line) {
+                    if let Some(listen) = value["fields"]["listen"].as_str() {
+                        let _ = sender.send(listen.to_owned());
+                    }
+                }
+                // Keep draining so the server never blocks on a full pipe.
+            }
+        });
+        let listen = receiver
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the region printed its address");
+        Region {
+            child,
+            url: format!("http://{listen}/MAAS/"),
+            data_dir,
+            home,
+        }
+    }
+
+    fn maas(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut child = Command::new(MAAS)
+            .args(args)
+            .env("HOME", self.home.path())
+            .env("MAAS_CLI_CONFIG", self.home.path().join("profiles.json"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut input = child.stdin.take().unwrap();
+        if let Some(text) = stdin {
+            input.write_all(text.as_bytes()).unwrap();
+        }
+        drop(input);
+        child.wait_with_output().unwrap()
+    }
+
+    #[track_caller]
+    fn ok(&self, args: &[&str], stdin: Option<&str>) -> String {
+        let out = self.maas(args, stdin);
+        assert!(
+            out.status.success(),
+            "maas {args:?} failed ({:?}):\n{}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    fn data_dir(&self) -> &str {
+        self.data_dir.path().to_str().unwrap()
+    }
+}
+
+fn walk(region: &Region) {
+    let dir = region.data_dir().to_owned();
+    region.ok(
+        &[
+            "createadmin",
+            "--username",
+            "admin",
+            "--email",
+            "admin@example.com",
+            "--password",
+            "s3cret",
+            "--data-dir",
+            &dir,
+        ],
+        None,
+    );
+    let out = region.maas(
+        &[
+            "createadmin",
+            "--username",
+            "admin",
+            "--email",
+            "a@b",
+            "--password",
+            "x",
+            "--data-dir",
+            &dir,
+        ],
+        None,
+    );
+    assert!(
+        !out.status.success(),
+        "a second admin with the same name is refused"
+    );
+    let key = region.ok(&["apikey", "--username", "admin", "--data-dir", &dir], None);
+    let key = key.trim().to_owned();
+    assert_eq!(key.split(':').count(), 3, "{key}");
+
+    // The lines of issue 2, verbatim.
+    let login = region.ok(
+        &["login", "admin", &region.url, "-"],
+        Some(&format!("{key}\n")),
+    );
+    assert!(login.contains("You are now logged in"), "{login}");
+    let created = region.ok(
+        &[
+            "admin",
+            "users",
+            "create",
+            "username=u",
+            "email=e",
+            "password=p",
+            "is_superuser=0",
+        ],
+        None,
+    );
+    let created: serde_json::Value = serde_json::from_str(&created).unwrap();
+    assert_eq!(created["username"], "u");
+    assert_eq!(created["is_superuser"], false);
+    region.ok(
+        &[
+            "admin",
+            "machines",
+            "create",
+            "architecture=amd64",
+            "mac_addresses=52:54:00:aa:bb:01",
+            "hostname=node2",
+            "power_type=manual",
+            "commission=false",
+        ],
+        None,
+    );
+    region.ok(
+        &[
+            "admin",
+            "machines",
+            "create",
+            "architecture=amd64",
+            "mac_addresses=52:54:00:aa:bb:02",
+            "hostname=node3",
+            "power_type=manual",
+        ],
+        None,
+    );
+    let read = region.ok(&["admin", "machines", "read", "hostname=node2"], None);
+    let list: serde_json::Value = serde_json::from_str(&read).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(list[0]["hostname"], "node2");
+    assert!(read.starts_with("[\n    {"), "indented as MAAS prints it");
+    let system_id = list[0]["system_id"].as_str().unwrap().to_owned();
+
+    if require(Command::new("jq").arg("--version").output().is_ok(), "jq") {
+        let piped = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "'{MAAS}' admin machines read | jq '.[] | .hostname, .system_id'"
+            ))
+            .env("MAAS_CLI_CONFIG", region.home.path().join("profiles.json"))
+            .output()
+            .unwrap();
+        assert!(
+            piped.status.success(),
+            "{}",
+            String::from_utf8_lossy(&piped.stderr)
+        );
+        let text = String::from_utf8(piped.stdout).unwrap();
+        assert_eq!(
+            text.lines().filter(|l| l.starts_with('"')).count(),
+            4,
+            "{text}"
+        );
+        assert!(
+            text.contains("\"node2\"") && text.contains(&format!("\"{system_id}\"")),
+            "{text}"
+        );
+    }
+
+    let nodes: serde_json::Value =
+        serde_json::from_str(&region.ok(&["admin", "nodes", "read"], None)).unwrap();
+    assert_eq!(nodes.as_array().unwrap().len(), 2);
+    let one: serde_json::Value =
+        serde_json::from_str(&region.ok(&["admin", "machine", "read", &system_id], None)).unwrap();
+    assert_eq!(one["hostname"], "node2");
+    region.ok(
+        &[
+            "admin",
+            "machine",
+            "update",
+            &system_id,
+            "description=rack 7",
+        ],
+        None,
+    );
+    let zone = region.ok(&["admin", "zones", "create", "name=row-9"], None);
+    assert!(zone.contains("row-9"));
+    let config = region.ok(
+        &["admin", "maas", "get-config", "name=default_distro_series"],
+        None,
+    );
+    assert_eq!(config.trim(), "\"noble\"");
+
+    // Bad input gets MAAS's error and exit code 2.
+    let missing = region.maas(&["admin", "machine", "read", "zzzzzz"], None);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&missing.stdout).contains("No Machine matches the given query.")
+    );
+    let bad = region.maas(&["admin", "machines", "read", "colour=blue"], None);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stdout).contains("No such constraint."));
+    let refused = region.maas(&["login", "bad", &region.url, "a:b:c"], None);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("rejected your API key")
+            || String::from_utf8_lossy(&refused.stdout).contains("rejected your API key")
+    );
+
+    // changepassword reads the new password from stdin when it isn't a terminal.
+    region.ok(
+        &["changepassword", "u", "--data-dir", &dir],
+        Some("n3w-pass\n"),
+    );
+
+    let venv_python = repo_root().join(".venv/bin/python");
+    let has_libmaas = Command::new(&venv_python)
+        .args(["-c", "import maas.client, pytest"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if require(has_libmaas, "python-libmaas in .venv") {
+        let out = Command::new(&venv_python)
+            .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
+            .arg(repo_root().join("tests/python/test_libmaas.py"))
+            .env("MAAS_TEST_URL", &region.url)
+            .env("MAAS_TEST_APIKEY", &key)
+            .env("MAAS_TEST_USER", "admin")
+            .env("MAAS_TEST_PASSWORD", "s3cret")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "python-libmaas tests failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        eprintln!(
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .last()
+                .unwrap_or("")
+        );
+    }
+
+    region.ok(&["logout", "admin"], None);
+    let profiles = region.ok(&["list"], None);
+    assert!(!profiles.contains("admin"), "{profiles}");
+}
+
+#[test]
+fn sqlite_region_with_real_clients() {
+    let region = Region::start(None);
+    walk(&region);
+}
+
+#[test]
+fn postgres_region_with_real_clients() {
+    let Ok(admin_url) = std::env::var("TEST_POSTGRES_URL") else {
+        require(false, "TEST_POSTGRES_URL (a PostgreSQL server)");
+        return;
+    };
+    let name = format!("maas_e2e_{}", std::process::id());
+    let psql_ok = Command::new("psql")
+        .arg(&admin_url)
+        .args([
+            "-q",
+            "-c",
+            &format!("DROP DATABASE IF EXISTS {name}"),
+            "-c",
+            &format!("CREATE DATABASE {name}"),
+        ])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(psql_ok, "creating the e2e database with psql");
+    let slash = admin_url.rfind('/').unwrap();
+    let url = format!("{}/{name}", &admin_url[..slash]);
+    let region = Region::start(Some(&url));
+    walk(&region);
+}
