@@ -161,11 +161,10 @@ impl Packet {
             },
             OPCODE_ERROR => match body {
                 [hi, lo, rest @ ..] => {
-                    // Some clients omit the final NUL; accept the text either way.
-                    let text = match rest.split_last() {
-                        Some((0, text)) => text,
-                        _ => rest,
-                    };
+                    // Some clients omit the final NUL; the text ends at the first NUL or
+                    // at the end of the packet.
+                    let end = rest.iter().position(|b| *b == 0).unwrap_or(rest.len());
+                    let text = &rest[..end];
                     let message = String::from_utf8_lossy(text).into_owned();
                     Ok(Packet::Error {
                         code: ErrorCode::from_u16(u16::from_be_bytes([*hi, *lo])),
