@@ -4,5 +4,6 @@
 
 mod dhcp;
 mod http;
+mod pxe;
 mod support;
 mod tftp;
