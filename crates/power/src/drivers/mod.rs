@@ -4,6 +4,8 @@
 pub mod fake;
 pub mod manual;
 
+#[cfg(feature = "http")]
+pub(crate) mod http;
 #[cfg(feature = "ipmi")]
 pub mod ipmi;
 #[cfg(feature = "redfish")]
@@ -12,5 +14,3 @@ pub mod redfish;
 pub mod virsh;
 #[cfg(feature = "webhook")]
 pub mod webhook;
-#[cfg(feature = "http")]
-pub(crate) mod http;

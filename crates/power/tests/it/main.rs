@@ -4,5 +4,16 @@
 
 mod support;
 
+mod dead;
+#[cfg(feature = "webhook")]
+mod http_peer;
 #[cfg(feature = "ipmi")]
 mod ipmi;
+#[cfg(all(feature = "webhook", feature = "ipmi"))]
+mod poller;
+#[cfg(feature = "redfish")]
+mod redfish;
+#[cfg(feature = "virsh")]
+mod virsh;
+#[cfg(feature = "webhook")]
+mod webhook;
