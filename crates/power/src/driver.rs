@@ -138,7 +138,8 @@ where
 }
 
 /// A boxed state query borrowing what it queries through.
-pub(crate) type QueryFuture<'a> = Pin<Box<dyn Future<Output = Result<PowerState, PowerError>> + Send + 'a>>;
+pub(crate) type QueryFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<PowerState, PowerError>> + Send + 'a>>;
 
 /// Queries until the BMC reports `desired` or `timeouts.transition` runs
 /// out, which gives [`PowerError::NeverTransitioned`].
@@ -157,7 +158,9 @@ pub(crate) async fn wait_for_state<S: Send>(
             Ok(state) if state == desired => return Ok(()),
             Ok(state) => last = state,
             // A BMC busy with the action may miss a query; keep waiting.
-            Err(error) if error.is_retryable() => debug!(bmc, error = %error, "query failed while waiting"),
+            Err(error) if error.is_retryable() => {
+                debug!(bmc, error = %error, "query failed while waiting")
+            }
             Err(error) => return Err(error),
         }
         if tokio::time::Instant::now() + timeouts.poll_interval > deadline {
@@ -198,7 +201,9 @@ mod tests {
         .await;
         assert_eq!(calls.load(Ordering::SeqCst), 3);
         match result {
-            Err(PowerError::Timeout { waited, .. }) => assert_eq!(waited, Duration::from_millis(150)),
+            Err(PowerError::Timeout { waited, .. }) => {
+                assert_eq!(waited, Duration::from_millis(150))
+            }
             other => panic!("expected a timeout, got {other:?}"),
         }
     }
@@ -223,15 +228,33 @@ mod tests {
     async fn waits_for_transition() {
         let calls = AtomicU32::new(0);
         let mut target = &calls;
-        let ok = wait_for_state(&quick(), "bmc", PowerAction::On, PowerState::On, &mut target, |calls| {
-            let n = calls.fetch_add(1, Ordering::SeqCst);
-            Box::pin(async move { Ok(if n >= 2 { PowerState::On } else { PowerState::Off }) })
-        })
+        let ok = wait_for_state(
+            &quick(),
+            "bmc",
+            PowerAction::On,
+            PowerState::On,
+            &mut target,
+            |calls| {
+                let n = calls.fetch_add(1, Ordering::SeqCst);
+                Box::pin(async move {
+                    Ok(if n >= 2 {
+                        PowerState::On
+                    } else {
+                        PowerState::Off
+                    })
+                })
+            },
+        )
         .await;
         assert!(ok.is_ok());
-        let never = wait_for_state(&quick(), "bmc", PowerAction::Off, PowerState::Off, &mut (), |_| {
-            Box::pin(async { Ok(PowerState::On) })
-        })
+        let never = wait_for_state(
+            &quick(),
+            "bmc",
+            PowerAction::Off,
+            PowerState::Off,
+            &mut (),
+            |_| Box::pin(async { Ok(PowerState::On) }),
+        )
         .await;
         assert_eq!(
             never.err().map(|e| e.to_string()).as_deref(),

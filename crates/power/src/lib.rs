@@ -10,6 +10,16 @@
 //! registry of `fake` BMCs used by tests.
 
 #![forbid(unsafe_code)]
+// Helpers shared by the drivers go unused when some drivers are compiled out.
+#![cfg_attr(
+    not(all(
+        feature = "ipmi",
+        feature = "redfish",
+        feature = "virsh",
+        feature = "webhook"
+    )),
+    allow(dead_code)
+)]
 
 mod driver;
 pub mod drivers;
@@ -26,5 +36,7 @@ pub use error::{PowerAction, PowerError, PowerErrorKind};
 pub use lookup::{POWER_TYPES, driver, power_types};
 pub use maas_domain::PowerState;
 pub use params::PowerParameters;
-pub use schema::{Capabilities, DriverType, FieldType, IpExtractor, PowerTypeSchema, Scope, SettingField};
+pub use schema::{
+    Capabilities, DriverType, FieldType, IpExtractor, PowerTypeSchema, Scope, SettingField,
+};
 pub use secret::Secret;

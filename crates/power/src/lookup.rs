@@ -27,22 +27,34 @@ pub fn driver(
         #[cfg(feature = "ipmi")]
         "ipmi" => {
             use crate::drivers::ipmi::{IpmiDriver, IpmiSettings};
-            Ok(Arc::new(IpmiDriver::new(IpmiSettings::from_parameters(params)?, options)))
+            Ok(Arc::new(IpmiDriver::new(
+                IpmiSettings::from_parameters(params)?,
+                options,
+            )))
         }
         #[cfg(feature = "redfish")]
         "redfish" => {
             use crate::drivers::redfish::{RedfishDriver, RedfishSettings};
-            Ok(Arc::new(RedfishDriver::new(RedfishSettings::from_parameters(params)?, options)?))
+            Ok(Arc::new(RedfishDriver::new(
+                RedfishSettings::from_parameters(params)?,
+                options,
+            )?))
         }
         #[cfg(feature = "virsh")]
         "virsh" => {
             use crate::drivers::virsh::{VirshDriver, VirshSettings};
-            Ok(Arc::new(VirshDriver::new(VirshSettings::from_parameters(params)?, options)))
+            Ok(Arc::new(VirshDriver::new(
+                VirshSettings::from_parameters(params)?,
+                options,
+            )))
         }
         #[cfg(feature = "webhook")]
         "webhook" => {
             use crate::drivers::webhook::{WebhookDriver, WebhookSettings};
-            Ok(Arc::new(WebhookDriver::new(WebhookSettings::from_parameters(params)?, options)?))
+            Ok(Arc::new(WebhookDriver::new(
+                WebhookSettings::from_parameters(params)?,
+                options,
+            )?))
         }
         other => match POWER_TYPES.iter().find(|name| **name == other) {
             Some(name) => Err(PowerError::DriverNotBuilt {
@@ -58,6 +70,8 @@ pub fn driver(
 
 /// The schemas of every driver in this build, in MAAS's order: what
 /// `GET rackcontrollers/?op=describe_power_types` returns.
+// Built up push by push because each driver may be compiled out.
+#[allow(clippy::vec_init_then_push)]
 pub fn power_types() -> Vec<PowerTypeSchema> {
     let mut schemas = Vec::new();
     #[cfg(feature = "ipmi")]
@@ -84,8 +98,18 @@ mod tests {
             driver("nonsense", &params, &options),
             Err(PowerError::UnknownPowerType { .. })
         ));
-        assert_eq!(driver("fake", &params, &options).map(|d| d.power_type()).ok(), Some("fake"));
-        assert_eq!(driver("manual", &params, &options).map(|d| d.capabilities().queryable).ok(), Some(false));
+        assert_eq!(
+            driver("fake", &params, &options)
+                .map(|d| d.power_type())
+                .ok(),
+            Some("fake")
+        );
+        assert_eq!(
+            driver("manual", &params, &options)
+                .map(|d| d.capabilities().queryable)
+                .ok(),
+            Some(false)
+        );
     }
 
     #[test]
@@ -103,6 +127,11 @@ mod tests {
         let json = serde_json::to_value(power_types()).unwrap_or_default();
         let first = &json[0];
         assert_eq!(first["driver_type"], "power");
-        assert!(first["fields"].as_array().is_some_and(|fields| !fields.is_empty()) || first["name"] == "manual");
+        assert!(
+            first["fields"]
+                .as_array()
+                .is_some_and(|fields| !fields.is_empty())
+                || first["name"] == "manual"
+        );
     }
 }

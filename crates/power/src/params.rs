@@ -126,7 +126,12 @@ impl<'a> SettingsReader<'a> {
             .iter()
             .copied()
             .find(|choice| choice.eq_ignore_ascii_case(value))
-            .ok_or_else(|| self.invalid(key, format!("{value:?} is not one of {}", choices.join(", "))))
+            .ok_or_else(|| {
+                self.invalid(
+                    key,
+                    format!("{value:?} is not one of {}", choices.join(", ")),
+                )
+            })
     }
 
     pub(crate) fn invalid(&self, key: &'static str, reason: String) -> PowerError {
@@ -171,10 +176,19 @@ mod tests {
         let reader = SettingsReader::new("ipmi", &params);
         assert!(matches!(
             reader.required("power_address"),
-            Err(PowerError::MissingSetting { key: "power_address", .. })
+            Err(PowerError::MissingSetting {
+                key: "power_address",
+                ..
+            })
         ));
         assert_eq!(
-            reader.choice("privilege_level", &["USER", "OPERATOR", "ADMIN"], "OPERATOR").ok(),
+            reader
+                .choice(
+                    "privilege_level",
+                    &["USER", "OPERATOR", "ADMIN"],
+                    "OPERATOR"
+                )
+                .ok(),
             Some("ADMIN")
         );
         assert_eq!(
@@ -187,7 +201,9 @@ mod tests {
             .map(|e| e.to_string());
         assert_eq!(
             error.as_deref(),
-            Some("invalid power setting power_driver for power type ipmi: \"LAN_3\" is not one of LAN, LAN_2_0")
+            Some(
+                "invalid power setting power_driver for power type ipmi: \"LAN_3\" is not one of LAN, LAN_2_0"
+            )
         );
     }
 }

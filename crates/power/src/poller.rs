@@ -18,9 +18,9 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tracing::{Instrument, debug, info_span};
 
+use crate::PowerState;
 use crate::driver::PowerDriver;
 use crate::error::{PowerAction, PowerError};
-use crate::PowerState;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PollerConfig {
@@ -131,10 +131,8 @@ impl<K: Clone + Eq + Hash> Schedule<K> {
     }
 
     pub fn remove(&mut self, key: &K) {
-        if let Some(entry) = self.entries.remove(key) {
-            if entry.in_flight {
-                self.release(&entry.bmc);
-            }
+        if let Some(entry) = self.entries.remove(key).filter(|entry| entry.in_flight) {
+            self.release(&entry.bmc);
         }
     }
 
@@ -171,7 +169,11 @@ impl<K: Clone + Eq + Hash> Schedule<K> {
         due.sort_by_key(|(_, entry)| entry.next_due);
         let mut chosen = Vec::new();
         let mut per_bmc: HashMap<&str, usize> = HashMap::new();
-        let mut budget = self.config.concurrency.max(1).saturating_sub(self.in_flight);
+        let mut budget = self
+            .config
+            .concurrency
+            .max(1)
+            .saturating_sub(self.in_flight);
         for (key, entry) in due {
             if budget == 0 {
                 break;
@@ -198,7 +200,12 @@ impl<K: Clone + Eq + Hash> Schedule<K> {
     /// Records a finished query (`Ok(state)` or a failure) and schedules
     /// the next one: after the interval, or after a backoff that doubles
     /// with each failure in a row up to `max_backoff`.
-    pub fn complete(&mut self, key: &K, now: Instant, result: Result<PowerState, ()>) -> Option<Completion> {
+    pub fn complete(
+        &mut self,
+        key: &K,
+        now: Instant,
+        result: Result<PowerState, ()>,
+    ) -> Option<Completion> {
         let entry = self.entries.get_mut(key)?;
         let was_in_flight = std::mem::replace(&mut entry.in_flight, false);
         let previous = entry.last;
@@ -212,7 +219,11 @@ impl<K: Clone + Eq + Hash> Schedule<K> {
             Err(()) => {
                 entry.failures = entry.failures.saturating_add(1);
                 let factor = 1u32 << entry.failures.min(16).saturating_sub(1);
-                let backoff = self.config.interval.saturating_mul(factor).min(self.config.max_backoff.max(self.config.interval));
+                let backoff = self
+                    .config
+                    .interval
+                    .saturating_mul(factor)
+                    .min(self.config.max_backoff.max(self.config.interval));
                 entry.next_due = now + backoff;
                 true
             }
@@ -251,7 +262,10 @@ impl<K> Poller<K>
 where
     K: Clone + Eq + Hash + Send + Sync + std::fmt::Debug + 'static,
 {
-    pub fn new(config: PollerConfig, targets: impl IntoIterator<Item = PollTarget<K>>) -> Poller<K> {
+    pub fn new(
+        config: PollerConfig,
+        targets: impl IntoIterator<Item = PollTarget<K>>,
+    ) -> Poller<K> {
         let mut poller = Poller {
             config,
             schedule: Schedule::new(config),
@@ -259,7 +273,9 @@ where
         };
         let now = Instant::now();
         for target in targets {
-            poller.schedule.insert(target.key.clone(), target.driver.bmc(), now);
+            poller
+                .schedule
+                .insert(target.key.clone(), target.driver.bmc(), now);
             poller.drivers.insert(target.key, target.driver);
         }
         poller
@@ -267,7 +283,11 @@ where
 
     /// Polls until `shutdown` completes or the receiver of `reports` is
     /// dropped. Queries still running then are cancelled.
-    pub async fn run(mut self, reports: mpsc::Sender<PowerReport<K>>, shutdown: impl std::future::Future<Output = ()>) {
+    pub async fn run(
+        mut self,
+        reports: mpsc::Sender<PowerReport<K>>,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) {
         let mut running: JoinSet<(K, Result<PowerState, PowerError>)> = JoinSet::new();
         let mut shutdown = std::pin::pin!(shutdown);
         loop {
@@ -293,7 +313,10 @@ where
                     .instrument(span),
                 );
             }
-            let wake = self.schedule.next_due().unwrap_or_else(|| now + self.config.interval);
+            let wake = self
+                .schedule
+                .next_due()
+                .unwrap_or_else(|| now + self.config.interval);
             tokio::select! {
                 _ = &mut shutdown => break,
                 _ = tokio::time::sleep_until(wake) => {}
@@ -395,10 +418,18 @@ mod tests {
         }
         let first = schedule.take_due(start);
         assert_eq!(first.len(), 3);
-        assert_eq!(first.iter().filter(|node| **node < 3).count(), 1, "{first:?}");
+        assert_eq!(
+            first.iter().filter(|node| **node < 3).count(),
+            1,
+            "{first:?}"
+        );
         assert!(schedule.take_due(start).is_empty(), "budget used up");
         // Finishing the chassis query lets the next chassis node go.
-        let chassis = first.iter().copied().find(|node| *node < 3).unwrap_or_default();
+        let chassis = first
+            .iter()
+            .copied()
+            .find(|node| *node < 3)
+            .unwrap_or_default();
         schedule.complete(&chassis, start, Ok(PowerState::On));
         let next = schedule.take_due(start);
         assert_eq!(next.len(), 1);
@@ -411,24 +442,59 @@ mod tests {
         let start = Instant::now();
         let mut schedule = Schedule::new(config(5, 1));
         schedule.insert("a", "bmc-a", start);
-        let check = |schedule: &mut Schedule<&str>, at: Duration, result: Result<PowerState, ()>| {
-            let now = start + at;
-            assert_eq!(schedule.take_due(now), vec!["a"], "due at {at:?}");
-            schedule.complete(&"a", now, result).map(|c| (c.report, c.consecutive_failures))
-        };
-        assert_eq!(check(&mut schedule, Duration::ZERO, Ok(PowerState::Off)), Some((true, 0)));
+        let check =
+            |schedule: &mut Schedule<&str>, at: Duration, result: Result<PowerState, ()>| {
+                let now = start + at;
+                assert_eq!(schedule.take_due(now), vec!["a"], "due at {at:?}");
+                schedule
+                    .complete(&"a", now, result)
+                    .map(|c| (c.report, c.consecutive_failures))
+            };
+        assert_eq!(
+            check(&mut schedule, Duration::ZERO, Ok(PowerState::Off)),
+            Some((true, 0))
+        );
         assert!(schedule.take_due(start + Duration::from_secs(9)).is_empty());
-        assert_eq!(check(&mut schedule, Duration::from_secs(10), Ok(PowerState::Off)), Some((false, 0)));
-        assert_eq!(check(&mut schedule, Duration::from_secs(20), Ok(PowerState::On)), Some((true, 0)));
-        assert_eq!(check(&mut schedule, Duration::from_secs(30), Err(())), Some((true, 1)));
+        assert_eq!(
+            check(&mut schedule, Duration::from_secs(10), Ok(PowerState::Off)),
+            Some((false, 0))
+        );
+        assert_eq!(
+            check(&mut schedule, Duration::from_secs(20), Ok(PowerState::On)),
+            Some((true, 0))
+        );
+        assert_eq!(
+            check(&mut schedule, Duration::from_secs(30), Err(())),
+            Some((true, 1))
+        );
         // Backoff: 10 s, then 20 s, then 40 s, then capped at 60 s.
-        assert_eq!(check(&mut schedule, Duration::from_secs(40), Err(())), Some((true, 2)));
-        assert!(schedule.take_due(start + Duration::from_secs(59)).is_empty());
-        assert_eq!(check(&mut schedule, Duration::from_secs(60), Err(())), Some((true, 3)));
-        assert!(schedule.take_due(start + Duration::from_secs(99)).is_empty());
-        assert_eq!(check(&mut schedule, Duration::from_secs(100), Err(())), Some((true, 4)));
+        assert_eq!(
+            check(&mut schedule, Duration::from_secs(40), Err(())),
+            Some((true, 2))
+        );
+        assert!(
+            schedule
+                .take_due(start + Duration::from_secs(59))
+                .is_empty()
+        );
+        assert_eq!(
+            check(&mut schedule, Duration::from_secs(60), Err(())),
+            Some((true, 3))
+        );
+        assert!(
+            schedule
+                .take_due(start + Duration::from_secs(99))
+                .is_empty()
+        );
+        assert_eq!(
+            check(&mut schedule, Duration::from_secs(100), Err(())),
+            Some((true, 4))
+        );
         assert_eq!(schedule.next_due(), Some(start + Duration::from_secs(160)));
-        assert_eq!(check(&mut schedule, Duration::from_secs(160), Ok(PowerState::On)), Some((false, 0)));
+        assert_eq!(
+            check(&mut schedule, Duration::from_secs(160), Ok(PowerState::On)),
+            Some((false, 0))
+        );
         assert_eq!(schedule.next_due(), Some(start + Duration::from_secs(170)));
     }
 
@@ -443,7 +509,10 @@ mod tests {
         schedule.remove(&first[0]);
         assert_eq!(schedule.take_due(start).len(), 1);
         assert_eq!(schedule.len(), 1);
-        assert_eq!(schedule.complete(&first[0], start, Ok(PowerState::On)), None);
+        assert_eq!(
+            schedule.complete(&first[0], start, Ok(PowerState::On)),
+            None
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -451,22 +520,45 @@ mod tests {
         use crate::drivers::fake::FakeDriver;
         let hung = FakeDriver::new("hung");
         hung.set_delay(Duration::from_secs(3600));
-        let mut targets = vec![PollTarget { key: 0, driver: Arc::new(hung) as Arc<dyn PowerDriver> }];
+        let mut targets = vec![PollTarget {
+            key: 0,
+            driver: Arc::new(hung) as Arc<dyn PowerDriver>,
+        }];
         for key in 1..20 {
             let fake = FakeDriver::new(&format!("bmc-{key}"));
-            fake.set_state(if key % 2 == 0 { PowerState::On } else { PowerState::Off });
-            targets.push(PollTarget { key, driver: Arc::new(fake) });
+            fake.set_state(if key % 2 == 0 {
+                PowerState::On
+            } else {
+                PowerState::Off
+            });
+            targets.push(PollTarget {
+                key,
+                driver: Arc::new(fake),
+            });
         }
         let mut results = Vec::new();
         let started = Instant::now();
-        query_all(&config(4, 1), targets, |key, result| results.push((key, result, started.elapsed()))).await;
+        query_all(&config(4, 1), targets, |key, result| {
+            results.push((key, result, started.elapsed()))
+        })
+        .await;
         assert_eq!(results.len(), 20);
-        let (_, hung_result, hung_at) = results.iter().find(|(key, ..)| *key == 0).expect("hung BMC reported");
-        assert!(matches!(hung_result, Err(PowerError::Timeout { .. })), "{hung_result:?}");
+        let (_, hung_result, hung_at) = results
+            .iter()
+            .find(|(key, ..)| *key == 0)
+            .expect("hung BMC reported");
+        assert!(
+            matches!(hung_result, Err(PowerError::Timeout { .. })),
+            "{hung_result:?}"
+        );
         assert_eq!(*hung_at, Duration::from_secs(5));
         for (key, result, _) in &results {
             if *key != 0 {
-                let expected = if key % 2 == 0 { PowerState::On } else { PowerState::Off };
+                let expected = if key % 2 == 0 {
+                    PowerState::On
+                } else {
+                    PowerState::Off
+                };
                 assert_eq!(result.as_ref().ok(), Some(&expected));
             }
         }

@@ -160,8 +160,15 @@ impl PowerTypeSchema {
         }
     }
 
-    pub(crate) fn with_ip_extractor(mut self, field_name: &'static str, pattern: &'static str) -> PowerTypeSchema {
-        self.ip_extractor = Some(IpExtractor { field_name, pattern });
+    pub(crate) fn with_ip_extractor(
+        mut self,
+        field_name: &'static str,
+        pattern: &'static str,
+    ) -> PowerTypeSchema {
+        self.ip_extractor = Some(IpExtractor {
+            field_name,
+            pattern,
+        });
         self
     }
 

@@ -48,7 +48,12 @@ mod tests {
         struct Settings {
             password: Secret,
         }
-        let shown = format!("{:?}", Settings { password: secret.clone() });
+        let shown = format!(
+            "{:?}",
+            Settings {
+                password: secret.clone()
+            }
+        );
         assert!(!shown.contains("hunter2"), "{shown}");
         assert_eq!(secret.expose(), "hunter2");
     }

@@ -58,7 +58,9 @@ impl FakeDriver {
     /// this `power_address`, created on first use. Lets a test reach the
     /// fake that code it calls built by name.
     pub fn registered(address: &str) -> FakeDriver {
-        let mut registry = registry().lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut registry = registry()
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         registry
             .entry(address.to_owned())
             .or_insert_with(|| FakeDriver::new(address))
@@ -76,7 +78,9 @@ impl FakeDriver {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, FakeBmc> {
         // A panic in another test thread must not hide this BMC's record.
-        self.bmc.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.bmc
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     pub fn state(&self) -> PowerState {
@@ -209,8 +213,14 @@ mod tests {
             .with("power_address", "fake-shared")
             .with("power_state", "on");
         let built = FakeDriver::from_parameters(&params);
-        assert_eq!(FakeDriver::registered("fake-shared").state(), PowerState::On);
+        assert_eq!(
+            FakeDriver::registered("fake-shared").state(),
+            PowerState::On
+        );
         built.set_state(PowerState::Off);
-        assert_eq!(FakeDriver::registered("fake-shared").state(), PowerState::Off);
+        assert_eq!(
+            FakeDriver::registered("fake-shared").state(),
+            PowerState::Off
+        );
     }
 }

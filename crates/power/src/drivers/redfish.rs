@@ -11,7 +11,9 @@ use tokio::sync::OnceCell;
 use tracing::{Instrument, debug, info_span, warn};
 
 use super::http;
-use crate::driver::{DriverOptions, PowerDriver, QueryFuture, Timeouts, wait_for_state, with_retries};
+use crate::driver::{
+    DriverOptions, PowerDriver, QueryFuture, Timeouts, wait_for_state, with_retries,
+};
 use crate::error::{PowerAction, PowerError, PowerErrorKind};
 use crate::params::{PowerParameters, SettingsReader};
 use crate::schema::{Capabilities, IP_EXTRACTOR_URL, PowerTypeSchema, SettingField};
@@ -57,13 +59,21 @@ impl RedfishSettings {
     pub fn from_parameters(params: &PowerParameters) -> Result<RedfishSettings, PowerError> {
         let reader = SettingsReader::new(NAME, params);
         let address = reader.required("power_address")?;
-        let with_scheme = if address.contains("://") { address.to_owned() } else { format!("https://{address}") };
-        let mut base = Url::parse(&with_scheme).map_err(|error| reader.invalid("power_address", error.to_string()))?;
+        let with_scheme = if address.contains("://") {
+            address.to_owned()
+        } else {
+            format!("https://{address}")
+        };
+        let mut base = Url::parse(&with_scheme)
+            .map_err(|error| reader.invalid("power_address", error.to_string()))?;
         if !matches!(base.scheme(), "http" | "https") || base.host_str().is_none() {
             return Err(reader.invalid("power_address", "not an http or https address".into()));
         }
         if !base.username().is_empty() || base.password().is_some() {
-            return Err(reader.invalid("power_address", "put credentials in power_user and power_pass, not the address".into()));
+            return Err(reader.invalid(
+                "power_address",
+                "put credentials in power_user and power_pass, not the address".into(),
+            ));
         }
         base.set_path("/");
         base.set_query(None);
@@ -71,10 +81,8 @@ impl RedfishSettings {
         reader.required("power_pass")?;
         let password = reader.secret("power_pass");
         let node_id = reader.optional("node_id").map(str::to_owned);
-        if let Some(id) = &node_id {
-            if id.contains(['/', '?', '#']) {
-                return Err(reader.invalid("node_id", format!("{id:?} is not a system id")));
-            }
+        if let Some(id) = node_id.as_ref().filter(|id| id.contains(['/', '?', '#'])) {
+            return Err(reader.invalid("node_id", format!("{id:?} is not a system id")));
         }
         Ok(RedfishSettings {
             base,
@@ -96,7 +104,9 @@ pub struct RedfishDriver {
 
 impl fmt::Debug for RedfishDriver {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RedfishDriver").field("settings", &self.settings).finish_non_exhaustive()
+        f.debug_struct("RedfishDriver")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
     }
 }
 
@@ -107,12 +117,16 @@ struct Reply {
 }
 
 impl RedfishDriver {
-    pub fn new(settings: RedfishSettings, options: &DriverOptions) -> Result<RedfishDriver, PowerError> {
-        let client = http::client(false, &options.timeouts).map_err(|error| PowerError::InvalidSetting {
-            power_type: NAME,
-            key: "power_address",
-            reason: format!("cannot build an HTTP client: {error}"),
-        })?;
+    pub fn new(
+        settings: RedfishSettings,
+        options: &DriverOptions,
+    ) -> Result<RedfishDriver, PowerError> {
+        let client =
+            http::client(false, &options.timeouts).map_err(|error| PowerError::InvalidSetting {
+                power_type: NAME,
+                key: "power_address",
+                reason: format!("cannot build an HTTP client: {error}"),
+            })?;
         let bmc = settings.base.as_str().trim_end_matches('/').to_owned();
         Ok(RedfishDriver {
             system: OnceCell::new(),
@@ -128,11 +142,14 @@ impl RedfishDriver {
     }
 
     fn url(&self, path: &str, action: PowerAction) -> Result<Url, PowerError> {
-        self.settings.base.join(path).map_err(|error| PowerError::BadReply {
-            bmc: self.bmc.clone(),
-            action,
-            reason: format!("resource path {path:?}: {error}"),
-        })
+        self.settings
+            .base
+            .join(path)
+            .map_err(|error| PowerError::BadReply {
+                bmc: self.bmc.clone(),
+                action,
+                reason: format!("resource path {path:?}: {error}"),
+            })
     }
 
     fn bad_reply(&self, action: PowerAction, reason: String) -> PowerError {
@@ -145,7 +162,14 @@ impl RedfishDriver {
 
     /// One request with retries for retryable failures; error statuses
     /// become errors.
-    async fn call(&self, method: Method, path: &str, body: Option<&Value>, etag: Option<&str>, action: PowerAction) -> Result<Reply, PowerError> {
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        etag: Option<&str>,
+        action: PowerAction,
+    ) -> Result<Reply, PowerError> {
         let url = self.url(path, action)?;
         with_retries(&self.timeouts, &self.bmc, action, || {
             let mut request = self
@@ -160,21 +184,29 @@ impl RedfishDriver {
                 request = request.header(reqwest::header::IF_MATCH, etag);
             }
             async move {
-                let response = request.send().await.map_err(|e| http::request_error(e, &self.bmc, action, &self.timeouts))?;
+                let response = request
+                    .send()
+                    .await
+                    .map_err(|e| http::request_error(e, &self.bmc, action, &self.timeouts))?;
                 let status = response.status();
                 let etag = response
                     .headers()
                     .get(reqwest::header::ETAG)
                     .and_then(|value| value.to_str().ok())
                     .map(str::to_owned);
-                let text = response.text().await.map_err(|e| http::request_error(e, &self.bmc, action, &self.timeouts))?;
+                let text = response
+                    .text()
+                    .await
+                    .map_err(|e| http::request_error(e, &self.bmc, action, &self.timeouts))?;
                 if !status.is_success() {
                     return Err(http::status_error(status, &text, &self.bmc, action));
                 }
                 let body = if text.trim().is_empty() {
                     Value::Null
                 } else {
-                    serde_json::from_str(&text).map_err(|error| self.bad_reply(action, format!("reply is not JSON: {error}")))?
+                    serde_json::from_str(&text).map_err(|error| {
+                        self.bad_reply(action, format!("reply is not JSON: {error}"))
+                    })?
                 };
                 Ok(Reply { body, etag })
             }
@@ -190,10 +222,14 @@ impl RedfishDriver {
                 if let Some(id) = &self.settings.node_id {
                     return Ok(format!("/redfish/v1/Systems/{id}"));
                 }
-                let systems = self.call(Method::GET, "/redfish/v1/Systems", None, None, action).await?;
+                let systems = self
+                    .call(Method::GET, "/redfish/v1/Systems", None, None, action)
+                    .await?;
                 let member = systems.body["Members"][0]["@odata.id"]
                     .as_str()
-                    .ok_or_else(|| self.bad_reply(action, "the Systems collection has no members".into()))?;
+                    .ok_or_else(|| {
+                        self.bad_reply(action, "the Systems collection has no members".into())
+                    })?;
                 debug!(system = member, "discovered system");
                 Ok(member.to_owned())
             })
@@ -210,8 +246,12 @@ impl RedfishDriver {
             match reply.body["PowerState"].as_str() {
                 Some("On" | "Paused" | "PoweringOff") => return Ok(PowerState::On),
                 Some("Off" | "PoweringOn") => return Ok(PowerState::Off),
-                None | Some("Reset" | "Unknown") => tokio::time::sleep(self.timeouts.poll_interval).await,
-                Some(other) => return Err(self.bad_reply(action, format!("unknown PowerState {other:?}"))),
+                None | Some("Reset" | "Unknown") => {
+                    tokio::time::sleep(self.timeouts.poll_interval).await
+                }
+                Some(other) => {
+                    return Err(self.bad_reply(action, format!("unknown PowerState {other:?}")));
+                }
             }
         }
         Err(self.bad_reply(action, "PowerState stayed unknown".into()))
@@ -222,17 +262,36 @@ impl RedfishDriver {
         let resource = self.call(Method::GET, &system, None, None, action).await?;
         let target = resource.body["Actions"]["#ComputerSystem.Reset"]["target"]
             .as_str()
-            .map_or_else(|| format!("{}/Actions/ComputerSystem.Reset", system.trim_end_matches('/')), str::to_owned);
-        self.call(Method::POST, &target, Some(&json!({ "ResetType": reset_type })), None, action)
-            .await
-            .map(|_| ())
+            .map_or_else(
+                || {
+                    format!(
+                        "{}/Actions/ComputerSystem.Reset",
+                        system.trim_end_matches('/')
+                    )
+                },
+                str::to_owned,
+            );
+        self.call(
+            Method::POST,
+            &target,
+            Some(&json!({ "ResetType": reset_type })),
+            None,
+            action,
+        )
+        .await
+        .map(|_| ())
     }
 
     async fn wait(&self, action: PowerAction, desired: PowerState) -> Result<(), PowerError> {
         let mut driver = self;
-        wait_for_state(&self.timeouts, &self.bmc, action, desired, &mut driver, |driver| -> QueryFuture<'_> {
-            Box::pin(driver.state(action))
-        })
+        wait_for_state(
+            &self.timeouts,
+            &self.bmc,
+            action,
+            desired,
+            &mut driver,
+            |driver| -> QueryFuture<'_> { Box::pin(driver.state(action)) },
+        )
         .await
     }
 
@@ -243,9 +302,14 @@ impl RedfishDriver {
         let target = resource.body["@Redfish.Settings"]["SettingsObject"]["@odata.id"]
             .as_str()
             .map_or(system, str::to_owned);
-        let etag = resource.body["@odata.etag"].as_str().map(str::to_owned).or(resource.etag);
+        let etag = resource.body["@odata.etag"]
+            .as_str()
+            .map(str::to_owned)
+            .or(resource.etag);
         let body = json!({ "Boot": { "BootSourceOverrideEnabled": "Once", "BootSourceOverrideTarget": "Pxe" } });
-        self.call(Method::PATCH, &target, Some(&body), etag.as_deref(), action).await.map(|_| ())
+        self.call(Method::PATCH, &target, Some(&body), etag.as_deref(), action)
+            .await
+            .map(|_| ())
     }
 
     async fn pxe_boot_best_effort(&self, action: PowerAction) -> Result<(), PowerError> {
@@ -331,19 +395,44 @@ mod tests {
     #[test]
     fn addresses() {
         let base = |address: &str| {
-            settings(&[("power_address", address), ("power_user", "u"), ("power_pass", "p")]).map(|s| s.base.to_string())
+            settings(&[
+                ("power_address", address),
+                ("power_user", "u"),
+                ("power_pass", "p"),
+            ])
+            .map(|s| s.base.to_string())
         };
         assert_eq!(base("10.0.0.5").ok().as_deref(), Some("https://10.0.0.5/"));
-        assert_eq!(base("http://127.0.0.1:8000/redfish/v1").ok().as_deref(), Some("http://127.0.0.1:8000/"));
-        assert_eq!(base("[fd00::5]:8443").ok().as_deref(), Some("https://[fd00::5]:8443/"));
-        assert!(matches!(base("ftp://x"), Err(PowerError::InvalidSetting { .. })));
-        assert!(matches!(base("https://admin:pw@x"), Err(PowerError::InvalidSetting { .. })));
+        assert_eq!(
+            base("http://127.0.0.1:8000/redfish/v1").ok().as_deref(),
+            Some("http://127.0.0.1:8000/")
+        );
+        assert_eq!(
+            base("[fd00::5]:8443").ok().as_deref(),
+            Some("https://[fd00::5]:8443/")
+        );
         assert!(matches!(
-            settings(&[("power_address", "x"), ("power_user", "u")]),
-            Err(PowerError::MissingSetting { key: "power_pass", .. })
+            base("ftp://x"),
+            Err(PowerError::InvalidSetting { .. })
         ));
         assert!(matches!(
-            settings(&[("power_address", "x"), ("power_user", "u"), ("power_pass", "p"), ("node_id", "../x")]),
+            base("https://admin:pw@x"),
+            Err(PowerError::InvalidSetting { .. })
+        ));
+        assert!(matches!(
+            settings(&[("power_address", "x"), ("power_user", "u")]),
+            Err(PowerError::MissingSetting {
+                key: "power_pass",
+                ..
+            })
+        ));
+        assert!(matches!(
+            settings(&[
+                ("power_address", "x"),
+                ("power_user", "u"),
+                ("power_pass", "p"),
+                ("node_id", "../x")
+            ]),
             Err(PowerError::InvalidSetting { key: "node_id", .. })
         ));
     }

@@ -40,7 +40,9 @@ pub(crate) fn schema() -> PowerTypeSchema {
         vec![
             SettingField::string("power_address", "Address").required(),
             SettingField::password("power_pass", "Password (optional)"),
-            SettingField::string("power_id", "Virsh VM ID").required().node_scope(),
+            SettingField::string("power_id", "Virsh VM ID")
+                .required()
+                .node_scope(),
         ],
     )
     .with_ip_extractor("power_address", IP_EXTRACTOR_URL);
@@ -92,7 +94,11 @@ impl VirshSettings {
     /// The URI handed to virsh: for SSH transports, libvirt is told not to
     /// verify the host key, as MAAS does.
     fn connect_uri(&self) -> String {
-        let ssh = self.uri.split("://").next().is_some_and(|scheme| scheme.ends_with("+ssh"));
+        let ssh = self
+            .uri
+            .split("://")
+            .next()
+            .is_some_and(|scheme| scheme.ends_with("+ssh"));
         if ssh && !self.uri.contains("no_verify=") {
             let separator = if self.uri.contains('?') { '&' } else { '?' };
             format!("{}{separator}no_verify=1", self.uri)
@@ -125,11 +131,22 @@ impl Askpass {
         // Whatever the umask did, nobody else may look inside.
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))?;
         let secret_path = dir.path().join("password");
-        let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&secret_path)?;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&secret_path)?;
         file.write_all(password.expose().as_bytes())?;
         let helper = dir.path().join("askpass");
-        let script = format!("#!/bin/sh\nexec cat '{}'\n", secret_path.display().to_string().replace('\'', "'\\''"));
-        let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o700).open(&helper)?;
+        let script = format!(
+            "#!/bin/sh\nexec cat '{}'\n",
+            secret_path.display().to_string().replace('\'', "'\\''")
+        );
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o700)
+            .open(&helper)?;
         file.write_all(script.as_bytes())?;
         std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o700))?;
         Ok(Askpass { dir })
@@ -160,14 +177,21 @@ impl VirshDriver {
             tool: TOOL,
             bmc: self.bmc.clone(),
             action,
-            source: io::Error::new(io::ErrorKind::NotFound, "virsh is not on PATH (Debian package libvirt-clients)"),
+            source: io::Error::new(
+                io::ErrorKind::NotFound,
+                "virsh is not on PATH (Debian package libvirt-clients)",
+            ),
         })?;
         let askpass = match &self.settings.password {
-            Some(password) => Some(Askpass::new(password).map_err(|source| PowerError::Connection {
-                bmc: self.bmc.clone(),
-                action,
-                source,
-            })?),
+            Some(password) => {
+                Some(
+                    Askpass::new(password).map_err(|source| PowerError::Connection {
+                        bmc: self.bmc.clone(),
+                        action,
+                        source,
+                    })?,
+                )
+            }
             None => None,
         };
         let mut command = Command::new(tool);
@@ -229,11 +253,22 @@ impl VirshDriver {
     }
 
     fn classify(&self, action: PowerAction, stderr: &str) -> PowerError {
-        let text: String = stderr.lines().filter(|line| !line.trim().is_empty()).collect::<Vec<_>>().join("; ");
+        let text: String = stderr
+            .lines()
+            .filter(|line| !line.trim().is_empty())
+            .collect::<Vec<_>>()
+            .join("; ");
         let lower = text.to_lowercase();
         let bmc = self.bmc.clone();
-        if lower.contains("authentication failed") || lower.contains("permission denied") || lower.contains("authentication unavailable") {
-            PowerError::Authentication { bmc, action, reason: text }
+        if lower.contains("authentication failed")
+            || lower.contains("permission denied")
+            || lower.contains("authentication unavailable")
+        {
+            PowerError::Authentication {
+                bmc,
+                action,
+                reason: text,
+            }
         } else if lower.contains("failed to connect")
             || lower.contains("connection refused")
             || lower.contains("cannot recv data")
@@ -262,11 +297,19 @@ impl VirshDriver {
     }
 
     async fn state(&self, action: PowerAction) -> Result<PowerState, PowerError> {
-        let output = self.virsh(&["domstate", "--domain", &self.settings.domain], action).await?;
-        let state = output.lines().map(str::trim).find(|line| !line.is_empty()).unwrap_or_default();
+        let output = self
+            .virsh(&["domstate", "--domain", &self.settings.domain], action)
+            .await?;
+        let state = output
+            .lines()
+            .map(str::trim)
+            .find(|line| !line.is_empty())
+            .unwrap_or_default();
         match state {
             "running" | "in shutdown" => Ok(PowerState::On),
-            "shut off" | "no state" | "idle" | "paused" | "crashed" | "pmsuspended" => Ok(PowerState::Off),
+            "shut off" | "no state" | "idle" | "paused" | "crashed" | "pmsuspended" => {
+                Ok(PowerState::Off)
+            }
             other => Err(PowerError::BadReply {
                 bmc: self.bmc.clone(),
                 action,
@@ -276,11 +319,15 @@ impl VirshDriver {
     }
 
     async fn start(&self, action: PowerAction) -> Result<(), PowerError> {
-        self.virsh(&["start", "--domain", &self.settings.domain], action).await.map(|_| ())
+        self.virsh(&["start", "--domain", &self.settings.domain], action)
+            .await
+            .map(|_| ())
     }
 
     async fn destroy(&self, action: PowerAction) -> Result<(), PowerError> {
-        self.virsh(&["destroy", "--domain", &self.settings.domain], action).await.map(|_| ())
+        self.virsh(&["destroy", "--domain", &self.settings.domain], action)
+            .await
+            .map(|_| ())
     }
 
     async fn expect(&self, action: PowerAction, desired: PowerState) -> Result<(), PowerError> {
@@ -365,25 +412,54 @@ mod tests {
 
     #[test]
     fn uris_and_domains() {
-        let ssh = settings(&[("power_address", "qemu+ssh://maas@vmhost/system"), ("power_id", "vm1"), ("power_pass", "pw")]);
-        assert_eq!(ssh.as_ref().map(VirshSettings::connect_uri).ok().as_deref(), Some("qemu+ssh://maas@vmhost/system?no_verify=1"));
+        let ssh = settings(&[
+            ("power_address", "qemu+ssh://maas@vmhost/system"),
+            ("power_id", "vm1"),
+            ("power_pass", "pw"),
+        ]);
+        assert_eq!(
+            ssh.as_ref().map(VirshSettings::connect_uri).ok().as_deref(),
+            Some("qemu+ssh://maas@vmhost/system?no_verify=1")
+        );
         assert!(ssh.is_ok_and(|s| s.password.is_some()));
         let local = settings(&[("power_address", "qemu:///system"), ("power_id", "vm1")]);
-        assert_eq!(local.map(|s| s.connect_uri()).ok().as_deref(), Some("qemu:///system"));
-        assert!(matches!(settings(&[("power_address", "--help"), ("power_id", "x")]), Err(PowerError::InvalidSetting { .. })));
-        assert!(matches!(settings(&[("power_address", "qemu:///system"), ("power_id", "-x")]), Err(PowerError::InvalidSetting { .. })));
-        assert!(matches!(settings(&[("power_address", "qemu:///system")]), Err(PowerError::MissingSetting { key: "power_id", .. })));
+        assert_eq!(
+            local.map(|s| s.connect_uri()).ok().as_deref(),
+            Some("qemu:///system")
+        );
+        assert!(matches!(
+            settings(&[("power_address", "--help"), ("power_id", "x")]),
+            Err(PowerError::InvalidSetting { .. })
+        ));
+        assert!(matches!(
+            settings(&[("power_address", "qemu:///system"), ("power_id", "-x")]),
+            Err(PowerError::InvalidSetting { .. })
+        ));
+        assert!(matches!(
+            settings(&[("power_address", "qemu:///system")]),
+            Err(PowerError::MissingSetting {
+                key: "power_id",
+                ..
+            })
+        ));
     }
 
     #[test]
     fn askpass_files_are_private() {
         use std::os::unix::fs::PermissionsExt;
         let askpass = Askpass::new(&Secret::new("pw")).expect("askpass files");
-        let mode = |path: PathBuf| std::fs::metadata(path).map(|m| m.permissions().mode() & 0o777).unwrap_or(0);
+        let mode = |path: PathBuf| {
+            std::fs::metadata(path)
+                .map(|m| m.permissions().mode() & 0o777)
+                .unwrap_or(0)
+        };
         assert_eq!(mode(askpass.dir.path().to_path_buf()), 0o700);
         assert_eq!(mode(askpass.dir.path().join("password")), 0o600);
         assert_eq!(mode(askpass.helper()), 0o700);
-        let printed = std::process::Command::new(askpass.helper()).output().map(|o| o.stdout).unwrap_or_default();
+        let printed = std::process::Command::new(askpass.helper())
+            .output()
+            .map(|o| o.stdout)
+            .unwrap_or_default();
         assert_eq!(printed, b"pw");
     }
 }

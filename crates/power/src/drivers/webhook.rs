@@ -11,7 +11,9 @@ use reqwest::{Method, StatusCode, Url};
 use tracing::{Instrument, info_span};
 
 use super::http;
-use crate::driver::{DriverOptions, PowerDriver, QueryFuture, Timeouts, wait_for_state, with_retries};
+use crate::driver::{
+    DriverOptions, PowerDriver, QueryFuture, Timeouts, wait_for_state, with_retries,
+};
 use crate::error::{PowerAction, PowerError};
 use crate::params::{PowerParameters, SettingsReader};
 use crate::schema::{Capabilities, PowerTypeSchema, SettingField};
@@ -37,7 +39,8 @@ pub(crate) fn schema() -> PowerTypeSchema {
         vec![
             SettingField::string("power_on_uri", "URI to power on the node").required(),
             SettingField::string("power_off_uri", "URI to power off the node").required(),
-            SettingField::string("power_query_uri", "URI to query the nodes power status").required(),
+            SettingField::string("power_query_uri", "URI to query the nodes power status")
+                .required(),
             SettingField::string("power_on_regex", "Regex to confirm the node is on")
                 .required()
                 .with_default(DEFAULT_ON_REGEX),
@@ -46,9 +49,17 @@ pub(crate) fn schema() -> PowerTypeSchema {
                 .with_default(DEFAULT_OFF_REGEX),
             SettingField::string("power_user", "Power user"),
             SettingField::password("power_pass", "Power password"),
-            SettingField::password("power_token", "Power token, will be used in place of power_user and power_pass"),
-            SettingField::choice("power_verify_ssl", "Verify SSL connections with system CA certificates", &[("n", "No"), ("y", "Yes")], "n")
-                .required(),
+            SettingField::password(
+                "power_token",
+                "Power token, will be used in place of power_user and power_pass",
+            ),
+            SettingField::choice(
+                "power_verify_ssl",
+                "Verify SSL connections with system CA certificates",
+                &[("n", "No"), ("y", "Yes")],
+                "n",
+            )
+            .required(),
         ],
     )
 }
@@ -76,14 +87,16 @@ impl WebhookSettings {
     pub fn from_parameters(params: &PowerParameters) -> Result<WebhookSettings, PowerError> {
         let reader = SettingsReader::new(NAME, params);
         let uri = |key: &'static str| -> Result<Url, PowerError> {
-            let url = Url::parse(reader.required(key)?).map_err(|error| reader.invalid(key, error.to_string()))?;
+            let url = Url::parse(reader.required(key)?)
+                .map_err(|error| reader.invalid(key, error.to_string()))?;
             if !matches!(url.scheme(), "http" | "https") {
                 return Err(reader.invalid(key, "not an http or https URL".into()));
             }
             Ok(url)
         };
         let regex = |key: &'static str, default: &str| -> Result<Regex, PowerError> {
-            Regex::new(reader.optional(key).unwrap_or(default)).map_err(|error| reader.invalid(key, error.to_string()))
+            Regex::new(reader.optional(key).unwrap_or(default))
+                .map_err(|error| reader.invalid(key, error.to_string()))
         };
         let token = reader.secret("power_token");
         let auth = if !token.is_empty() {
@@ -118,7 +131,9 @@ pub struct WebhookDriver {
 
 impl fmt::Debug for WebhookDriver {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("WebhookDriver").field("settings", &self.settings).finish_non_exhaustive()
+        f.debug_struct("WebhookDriver")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
     }
 }
 
@@ -132,11 +147,16 @@ fn display_url(url: &Url) -> String {
 }
 
 impl WebhookDriver {
-    pub fn new(settings: WebhookSettings, options: &DriverOptions) -> Result<WebhookDriver, PowerError> {
-        let client = http::client(settings.verify_tls, &options.timeouts).map_err(|error| PowerError::InvalidSetting {
-            power_type: NAME,
-            key: "power_verify_ssl",
-            reason: format!("cannot build an HTTP client: {error}"),
+    pub fn new(
+        settings: WebhookSettings,
+        options: &DriverOptions,
+    ) -> Result<WebhookDriver, PowerError> {
+        let client = http::client(settings.verify_tls, &options.timeouts).map_err(|error| {
+            PowerError::InvalidSetting {
+                power_type: NAME,
+                key: "power_verify_ssl",
+                reason: format!("cannot build an HTTP client: {error}"),
+            }
         })?;
         Ok(WebhookDriver {
             bmc: display_url(&settings.query_uri),
@@ -151,7 +171,12 @@ impl WebhookDriver {
         info_span!("power", driver = NAME, action = %action, bmc = %self.bmc)
     }
 
-    async fn send_once(&self, method: &Method, url: &Url, action: PowerAction) -> Result<(StatusCode, String), PowerError> {
+    async fn send_once(
+        &self,
+        method: &Method,
+        url: &Url,
+        action: PowerAction,
+    ) -> Result<(StatusCode, String), PowerError> {
         let mut request = self
             .client
             .request(method.clone(), url.clone())
@@ -161,18 +186,31 @@ impl WebhookDriver {
         }
         request = match &self.settings.auth {
             WebhookAuth::None => request,
-            WebhookAuth::Basic { user, password } => request.basic_auth(user, Some(password.expose())),
+            WebhookAuth::Basic { user, password } => {
+                request.basic_auth(user, Some(password.expose()))
+            }
             WebhookAuth::Bearer(token) => request.bearer_auth(token.expose()),
         };
-        let response = request.send().await.map_err(|e| http::request_error(e, &self.bmc, action, &self.timeouts))?;
+        let response = request
+            .send()
+            .await
+            .map_err(|e| http::request_error(e, &self.bmc, action, &self.timeouts))?;
         let status = response.status();
-        let body = response.text().await.map_err(|e| http::request_error(e, &self.bmc, action, &self.timeouts))?;
+        let body = response
+            .text()
+            .await
+            .map_err(|e| http::request_error(e, &self.bmc, action, &self.timeouts))?;
         Ok((status, body))
     }
 
     /// One call with retries; a 404 is tried once more with a trailing
     /// slash, as MAAS does.
-    async fn send(&self, method: Method, url: &Url, action: PowerAction) -> Result<String, PowerError> {
+    async fn send(
+        &self,
+        method: Method,
+        url: &Url,
+        action: PowerAction,
+    ) -> Result<String, PowerError> {
         with_retries(&self.timeouts, &self.bmc, action, || async {
             let (mut status, mut body) = self.send_once(&method, url, action).await?;
             if status == StatusCode::NOT_FOUND && !url.path().ends_with('/') {
@@ -189,7 +227,9 @@ impl WebhookDriver {
     }
 
     async fn state(&self, action: PowerAction) -> Result<PowerState, PowerError> {
-        let body = self.send(Method::GET, &self.settings.query_uri, action).await?;
+        let body = self
+            .send(Method::GET, &self.settings.query_uri, action)
+            .await?;
         Ok(if self.settings.on_regex.is_match(&body) {
             PowerState::On
         } else if self.settings.off_regex.is_match(&body) {
@@ -199,12 +239,22 @@ impl WebhookDriver {
         })
     }
 
-    async fn switch(&self, action: PowerAction, url: &Url, desired: PowerState) -> Result<(), PowerError> {
+    async fn switch(
+        &self,
+        action: PowerAction,
+        url: &Url,
+        desired: PowerState,
+    ) -> Result<(), PowerError> {
         self.send(Method::POST, url, action).await?;
         let mut driver = self;
-        wait_for_state(&self.timeouts, &self.bmc, action, desired, &mut driver, |driver| -> QueryFuture<'_> {
-            Box::pin(driver.state(action))
-        })
+        wait_for_state(
+            &self.timeouts,
+            &self.bmc,
+            action,
+            desired,
+            &mut driver,
+            |driver| -> QueryFuture<'_> { Box::pin(driver.state(action)) },
+        )
         .await
     }
 }
@@ -241,9 +291,11 @@ impl PowerDriver for WebhookDriver {
         let action = PowerAction::Cycle;
         async {
             if self.state(action).await? == PowerState::On {
-                self.switch(action, &self.settings.off_uri, PowerState::Off).await?;
+                self.switch(action, &self.settings.off_uri, PowerState::Off)
+                    .await?;
             }
-            self.switch(action, &self.settings.on_uri, PowerState::On).await
+            self.switch(action, &self.settings.on_uri, PowerState::On)
+                .await
         }
         .instrument(self.span(action))
         .await
@@ -272,14 +324,37 @@ mod tests {
     #[test]
     fn defaults_and_errors() {
         let parsed = settings(&[]).ok();
-        assert!(parsed.as_ref().is_some_and(|s| s.on_regex.is_match(r#"{"status": "running"}"#)));
-        assert!(parsed.as_ref().is_some_and(|s| matches!(s.auth, WebhookAuth::None) && !s.verify_tls));
-        assert!(matches!(settings(&[("power_on_regex", "(")]), Err(PowerError::InvalidSetting { key: "power_on_regex", .. })));
-        assert!(matches!(settings(&[("power_on_uri", "file:///etc/passwd")]), Err(PowerError::InvalidSetting { key: "power_on_uri", .. })));
+        assert!(
+            parsed
+                .as_ref()
+                .is_some_and(|s| s.on_regex.is_match(r#"{"status": "running"}"#))
+        );
+        assert!(
+            parsed
+                .as_ref()
+                .is_some_and(|s| matches!(s.auth, WebhookAuth::None) && !s.verify_tls)
+        );
+        assert!(matches!(
+            settings(&[("power_on_regex", "(")]),
+            Err(PowerError::InvalidSetting {
+                key: "power_on_regex",
+                ..
+            })
+        ));
+        assert!(matches!(
+            settings(&[("power_on_uri", "file:///etc/passwd")]),
+            Err(PowerError::InvalidSetting {
+                key: "power_on_uri",
+                ..
+            })
+        ));
         assert!(matches!(
             settings(&[("power_token", "t"), ("power_user", "u")]).map(|s| s.auth),
             Ok(WebhookAuth::Bearer(_))
         ));
-        assert_eq!(display_url(&Url::parse("https://u:p@h/x?token=1").expect("url")), "https://h/x");
+        assert_eq!(
+            display_url(&Url::parse("https://u:p@h/x?token=1").expect("url")),
+            "https://h/x"
+        );
     }
 }

@@ -17,25 +17,35 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
+/// (method, path, authorization, system_id) of one request.
+pub type Seen = (String, String, Option<String>, Option<String>);
+
 #[derive(Default)]
 pub struct PeerState {
     pub on: Mutex<HashMap<String, bool>>,
     pub in_flight: AtomicUsize,
     pub max_in_flight: AtomicUsize,
     pub requests: AtomicUsize,
-    /// (method, path, authorization, system_id) of every request.
-    pub log: Mutex<Vec<(String, String, Option<String>, Option<String>)>>,
+    pub log: Mutex<Vec<Seen>>,
     /// Each answer waits this long (milliseconds), so overlap is visible.
     pub delay_ms: AtomicUsize,
 }
 
 impl PeerState {
     pub fn set(&self, node: &str, on: bool) {
-        self.on.lock().expect("peer state").insert(node.to_owned(), on);
+        self.on
+            .lock()
+            .expect("peer state")
+            .insert(node.to_owned(), on);
     }
 
     pub fn is_on(&self, node: &str) -> bool {
-        self.on.lock().expect("peer state").get(node).copied().unwrap_or(false)
+        self.on
+            .lock()
+            .expect("peer state")
+            .get(node)
+            .copied()
+            .unwrap_or(false)
     }
 }
 
@@ -53,21 +63,31 @@ impl Drop for HttpPeer {
 
 impl HttpPeer {
     pub async fn start() -> HttpPeer {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("binding the HTTP peer");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("binding the HTTP peer");
         let address = listener.local_addr().expect("peer address");
         let state = Arc::new(PeerState::default());
         let shared = state.clone();
         let task = tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else { continue };
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
                 let state = shared.clone();
                 tokio::spawn(async move {
                     let service = service_fn(move |request| handle(state.clone(), request));
-                    let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
                 });
             }
         });
-        HttpPeer { address, state, task }
+        HttpPeer {
+            address,
+            state,
+            task,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -83,15 +103,29 @@ impl Drop for InFlight<'_> {
     }
 }
 
-async fn handle(state: Arc<PeerState>, request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn handle(
+    state: Arc<PeerState>,
+    request: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
     let now = state.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
     state.max_in_flight.fetch_max(now, Ordering::SeqCst);
     state.requests.fetch_add(1, Ordering::SeqCst);
     let _guard = InFlight(&state);
-    let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let header = |name: &str| {
+        request
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
     let path = request.uri().path().to_owned();
     let method = request.method().to_string();
-    state.log.lock().expect("peer log").push((method.clone(), path.clone(), header("authorization"), header("system_id")));
+    state.log.lock().expect("peer log").push((
+        method.clone(),
+        path.clone(),
+        header("authorization"),
+        header("system_id"),
+    ));
     let delay = state.delay_ms.load(Ordering::SeqCst);
     if delay > 0 {
         tokio::time::sleep(Duration::from_millis(delay as u64)).await;
@@ -103,7 +137,9 @@ async fn handle(state: Arc<PeerState>, request: Request<Incoming>) -> Result<Res
             std::future::pending::<()>().await;
             (StatusCode::OK, String::new())
         }
-        (_, ["node", "locked", ..]) if header("authorization").as_deref() != Some("Bearer sesame") => {
+        (_, ["node", "locked", ..])
+            if header("authorization").as_deref() != Some("Bearer sesame") =>
+        {
             (StatusCode::UNAUTHORIZED, "token required".to_owned())
         }
         ("POST", ["node", node, "on"]) => {
@@ -115,7 +151,11 @@ async fn handle(state: Arc<PeerState>, request: Request<Incoming>) -> Result<Res
             (StatusCode::OK, "{}".to_owned())
         }
         ("GET", ["node", node, "status"]) => {
-            let word = if state.is_on(node) { "running" } else { "stopped" };
+            let word = if state.is_on(node) {
+                "running"
+            } else {
+                "stopped"
+            };
             (StatusCode::OK, format!("{{\"status\": \"{word}\"}}"))
         }
         _ => (StatusCode::NOT_FOUND, "no such thing".to_owned()),

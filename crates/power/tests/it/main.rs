@@ -2,6 +2,12 @@
 //! started by each test on loopback high ports. A test whose prerequisite
 //! is missing says so loudly and skips, except under CI=true.
 
+// Test helpers go unused when some drivers are compiled out.
+#![cfg_attr(
+    not(all(feature = "ipmi", feature = "redfish", feature = "virsh", feature = "webhook")),
+    allow(dead_code, unused_imports)
+)]
+
 mod support;
 
 mod dead;

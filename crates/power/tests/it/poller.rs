@@ -18,7 +18,10 @@ fn webhook(peer: &HttpPeer, node: &str) -> Arc<dyn PowerDriver> {
         &[
             ("power_on_uri", &peer.url(&format!("/node/{node}/on"))),
             ("power_off_uri", &peer.url(&format!("/node/{node}/off"))),
-            ("power_query_uri", &peer.url(&format!("/node/{node}/status"))),
+            (
+                "power_query_uri",
+                &peer.url(&format!("/node/{node}/status")),
+            ),
         ],
     )
 }
@@ -51,20 +54,39 @@ async fn two_hundred_bmcs_with_bounded_concurrency_and_a_hung_one() {
         support::require("pyghmi in .venv (IPMI BMCs in the poller test)", false);
     }
 
-    let mut targets = vec![PollTarget { key: "hung".to_owned(), driver: webhook(&peer, "hang") }];
+    let mut targets = vec![PollTarget {
+        key: "hung".to_owned(),
+        driver: webhook(&peer, "hang"),
+    }];
     let mut expected = std::collections::HashMap::new();
     for n in 0..ipmi_count {
         let address = format!("127.0.0.1:{}", ipmi_port + n);
-        let driver = support::build("ipmi", &[("power_address", &address), ("power_user", "admin"), ("power_pass", "secret")]);
-        targets.push(PollTarget { key: format!("ipmi-{n}"), driver });
+        let driver = support::build(
+            "ipmi",
+            &[
+                ("power_address", &address),
+                ("power_user", "admin"),
+                ("power_pass", "secret"),
+            ],
+        );
+        targets.push(PollTarget {
+            key: format!("ipmi-{n}"),
+            driver,
+        });
         expected.insert(format!("ipmi-{n}"), PowerState::Off);
     }
     while targets.len() < 200 {
         let node = format!("w{}", targets.len());
         let on = targets.len() % 3 == 0;
         peer.state.set(&node, on);
-        expected.insert(node.clone(), if on { PowerState::On } else { PowerState::Off });
-        targets.push(PollTarget { key: node.clone(), driver: webhook(&peer, &node) });
+        expected.insert(
+            node.clone(),
+            if on { PowerState::On } else { PowerState::Off },
+        );
+        targets.push(PollTarget {
+            key: node.clone(),
+            driver: webhook(&peer, &node),
+        });
     }
     assert_eq!(targets.len(), 200);
 
@@ -76,13 +98,19 @@ async fn two_hundred_bmcs_with_bounded_concurrency_and_a_hung_one() {
     };
     let started = Instant::now();
     let mut results = Vec::new();
-    poller::query_all(&config, targets, |key, result| results.push((key, result, started.elapsed()))).await;
+    poller::query_all(&config, targets, |key, result| {
+        results.push((key, result, started.elapsed()))
+    })
+    .await;
     let elapsed = started.elapsed();
 
     assert_eq!(results.len(), 200);
     for (key, result, _) in &results {
         if key == "hung" {
-            assert!(matches!(result, Err(PowerError::Timeout { .. })), "hung BMC: {result:?}");
+            assert!(
+                matches!(result, Err(PowerError::Timeout { .. })),
+                "hung BMC: {result:?}"
+            );
         } else {
             assert_eq!(result.as_ref().ok(), expected.get(key), "{key}: {result:?}");
         }
@@ -95,16 +123,29 @@ async fn two_hundred_bmcs_with_bounded_concurrency_and_a_hung_one() {
     // 199 answers of 20 ms each, 7 or 8 at a time, beside a hung one that
     // costs 2 s: far below the serial 4 s.
     assert!(elapsed < Duration::from_secs(3), "took {elapsed:?}");
-    let last_good = results.iter().filter(|(key, ..)| key != "hung").map(|(.., at)| *at).max().unwrap_or_default();
-    eprintln!("poller: 200 BMCs in {elapsed:?} (last healthy one at {last_good:?}), at most {max} HTTP requests at once");
+    let last_good = results
+        .iter()
+        .filter(|(key, ..)| key != "hung")
+        .map(|(.., at)| *at)
+        .max()
+        .unwrap_or_default();
+    eprintln!(
+        "poller: 200 BMCs in {elapsed:?} (last healthy one at {last_good:?}), at most {max} HTTP requests at once"
+    );
 }
 
 #[tokio::test]
 async fn reports_changes_and_failures() {
     let peer = HttpPeer::start().await;
     let targets: Vec<PollTarget<String>> = (0..20)
-        .map(|n| PollTarget { key: format!("n{n}"), driver: webhook(&peer, &format!("n{n}")) })
-        .chain(std::iter::once(PollTarget { key: "hung".to_owned(), driver: webhook(&peer, "hang") }))
+        .map(|n| PollTarget {
+            key: format!("n{n}"),
+            driver: webhook(&peer, &format!("n{n}")),
+        })
+        .chain(std::iter::once(PollTarget {
+            key: "hung".to_owned(),
+            driver: webhook(&peer, "hang"),
+        }))
         .collect();
     let config = PollerConfig {
         interval: Duration::from_millis(200),
@@ -123,7 +164,11 @@ async fn reports_changes_and_failures() {
     let mut first = std::collections::HashSet::new();
     let deadline = Instant::now() + Duration::from_secs(5);
     while first.len() < 21 && Instant::now() < deadline {
-        let report = tokio::time::timeout(Duration::from_secs(2), receiver.recv()).await.ok().flatten().expect("a report");
+        let report = tokio::time::timeout(Duration::from_secs(2), receiver.recv())
+            .await
+            .ok()
+            .flatten()
+            .expect("a report");
         if report.key == "hung" {
             assert_eq!(report.state(), PowerState::Error);
         }
@@ -136,7 +181,7 @@ async fn reports_changes_and_failures() {
     peer.state.set("n7", true);
     let noticed = tokio::time::timeout(Duration::from_secs(3), async {
         loop {
-            let Some(report) = receiver.recv().await else { return None };
+            let report = receiver.recv().await?;
             if report.key == "n7" {
                 return Some(report);
             }

@@ -29,27 +29,52 @@ fn start_sushy(tls: bool, systems: u32) -> Option<Sushy> {
     let mut command = Command::new(python?);
     command
         .arg(support::bmc_script("redfish_bmc.py"))
-        .args(["--port", &port.to_string(), "--systems", &systems.to_string()])
+        .args([
+            "--port",
+            &port.to_string(),
+            "--systems",
+            &systems.to_string(),
+        ])
         .arg("--state-dir")
         .arg(dir.path());
     if tls {
         let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
         let made = Command::new("openssl")
-            .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=bmc.invalid"])
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "1",
+                "-subj",
+                "/CN=bmc.invalid",
+            ])
             .arg("-keyout")
             .arg(&key)
             .arg("-out")
             .arg(&cert)
             .output()
             .expect("running openssl");
-        assert!(made.status.success(), "openssl: {}", String::from_utf8_lossy(&made.stderr));
+        assert!(
+            made.status.success(),
+            "openssl: {}",
+            String::from_utf8_lossy(&made.stderr)
+        );
         command.arg("--cert").arg(&cert).arg("--key").arg(&key);
     }
     let scheme = if tls { "https" } else { "http" };
     let log = dir.path().join("sushy.log");
     let mut emulator = Emulator::start("sushy-emulator", &mut command, log);
-    emulator.wait_until(Duration::from_secs(20), |emulator| emulator.log_text().contains("Running on"));
-    Some(Sushy { _emulator: emulator, _dir: dir, base: format!("{scheme}://127.0.0.1:{port}") })
+    emulator.wait_until(Duration::from_secs(20), |emulator| {
+        emulator.log_text().contains("Running on")
+    });
+    Some(Sushy {
+        _emulator: emulator,
+        _dir: dir,
+        base: format!("{scheme}://127.0.0.1:{port}"),
+    })
 }
 
 /// Reads a system straight from the emulator (the referee).
@@ -73,7 +98,11 @@ const NODE1: &str = "7a5f2c1e-77aa-4b1d-9c77-000000000001";
 const NODE2: &str = "7a5f2c1e-77aa-4b1d-9c77-000000000002";
 
 async fn full_cycle(sushy: &Sushy, node_id: Option<&str>, referee_id: &str) {
-    let mut pairs = vec![("power_address", sushy.base.as_str()), ("power_user", "admin"), ("power_pass", "secret")];
+    let mut pairs = vec![
+        ("power_address", sushy.base.as_str()),
+        ("power_user", "admin"),
+        ("power_pass", "secret"),
+    ];
     if let Some(id) = node_id {
         pairs.push(("node_id", id));
     }
@@ -93,23 +122,37 @@ async fn full_cycle(sushy: &Sushy, node_id: Option<&str>, referee_id: &str) {
     driver.cycle().await.expect("power cycle");
     assert_eq!(system(sushy, referee_id).await["PowerState"], "On");
     driver.set_pxe_boot().await.expect("set PXE boot");
-    assert_eq!(system(sushy, referee_id).await["Boot"]["BootSourceOverrideTarget"], "Pxe");
+    assert_eq!(
+        system(sushy, referee_id).await["Boot"]["BootSourceOverrideTarget"],
+        "Pxe"
+    );
 }
 
 #[tokio::test]
 async fn http_with_discovered_system() {
-    let Some(sushy) = start_sushy(false, 1) else { return };
+    let Some(sushy) = start_sushy(false, 1) else {
+        return;
+    };
     full_cycle(&sushy, None, NODE1).await;
 }
 
 #[tokio::test]
 async fn https_self_signed_with_node_id() {
-    let Some(sushy) = start_sushy(true, 2) else { return };
+    let Some(sushy) = start_sushy(true, 2) else {
+        return;
+    };
     // The second of two systems, by node_id; the first stays untouched.
     full_cycle(&sushy, Some(NODE2), NODE2).await;
     assert_eq!(system(&sushy, NODE1).await["PowerState"], "Off");
 
-    let wrong = support::build("redfish", &[("power_address", &sushy.base), ("power_user", "admin"), ("power_pass", "nope")]);
+    let wrong = support::build(
+        "redfish",
+        &[
+            ("power_address", &sushy.base),
+            ("power_user", "admin"),
+            ("power_pass", "nope"),
+        ],
+    );
     let error = wrong.query().await.expect_err("wrong password");
     assert_eq!(error.kind(), PowerErrorKind::Authentication, "{error}");
     assert!(!error.is_retryable());
@@ -117,7 +160,12 @@ async fn https_self_signed_with_node_id() {
 
     let missing = support::build(
         "redfish",
-        &[("power_address", &sushy.base), ("power_user", "admin"), ("power_pass", "secret"), ("node_id", "no-such-node")],
+        &[
+            ("power_address", &sushy.base),
+            ("power_user", "admin"),
+            ("power_pass", "secret"),
+            ("node_id", "no-such-node"),
+        ],
     );
     let error = missing.query().await.expect_err("unknown node_id");
     assert!(error.to_string().contains("404"), "{error}");

@@ -24,15 +24,20 @@ impl Drop for Holder {
 }
 
 fn referee(uri: &str, domain: &str) -> String {
-    let output = Command::new("virsh").args(["--connect", uri, "domstate", "--domain", domain]).output().expect("running virsh");
+    let output = Command::new("virsh")
+        .args(["--connect", uri, "domstate", "--domain", domain])
+        .output()
+        .expect("running virsh");
     String::from_utf8_lossy(&output.stdout).trim().to_owned()
 }
 
 #[tokio::test]
 async fn libvirt_test_driver() {
     let root = nix_is_root();
-    if !support::require("virsh and libvirtd (libvirt-clients, libvirt-daemon-system)", support::have_tool("virsh") && support::have_tool("libvirtd"))
-        || !support::require("root, to run libvirtd", root)
+    if !support::require(
+        "virsh and libvirtd (libvirt-clients, libvirt-daemon-system)",
+        support::have_tool("virsh") && support::have_tool("libvirtd"),
+    ) || !support::require("root, to run libvirtd", root)
     {
         return;
     }
@@ -45,11 +50,17 @@ async fn libvirt_test_driver() {
     );
     std::fs::write(dir.path().join("libvirtd.conf"), config).expect("libvirtd.conf");
     let mut command = Command::new("libvirtd");
-    command.arg("-f").arg(dir.path().join("libvirtd.conf")).arg("-p").arg(dir.path().join("libvirtd.pid"));
+    command
+        .arg("-f")
+        .arg(dir.path().join("libvirtd.conf"))
+        .arg("-p")
+        .arg(dir.path().join("libvirtd.pid"));
     let mut daemon = Emulator::start("libvirtd", &mut command, dir.path().join("libvirtd.log"));
     let socket = sockets.join("libvirt-sock");
     let uri = format!("test+unix:///default?socket={}", socket.display());
-    daemon.wait_until(Duration::from_secs(20), |_| socket.exists() && referee(&uri, "test") == "running");
+    daemon.wait_until(Duration::from_secs(20), |_| {
+        socket.exists() && referee(&uri, "test") == "running"
+    });
     let _holder = Holder(
         Command::new("virsh")
             .args(["--connect", &uri])
@@ -70,18 +81,33 @@ async fn libvirt_test_driver() {
     assert_eq!(referee(&uri, "test"), "running");
     driver.cycle().await.expect("power cycle");
     assert_eq!(referee(&uri, "test"), "running");
-    assert_eq!(driver.set_pxe_boot().await.err().map(|e| e.kind()), Some(PowerErrorKind::Unsupported));
+    assert_eq!(
+        driver.set_pxe_boot().await.err().map(|e| e.kind()),
+        Some(PowerErrorKind::Unsupported)
+    );
 
-    let missing = support::build("virsh", &[("power_address", &uri), ("power_id", "no-such-vm")]);
+    let missing = support::build(
+        "virsh",
+        &[("power_address", &uri), ("power_id", "no-such-vm")],
+    );
     let error = missing.query().await.expect_err("unknown domain");
     assert!(matches!(error, PowerError::Refused { .. }), "{error}");
 
-    let nowhere = format!("test+unix:///default?socket={}", dir.path().join("missing-sock").display());
-    let dead = support::build("virsh", &[("power_address", &nowhere), ("power_id", "test")]);
+    let nowhere = format!(
+        "test+unix:///default?socket={}",
+        dir.path().join("missing-sock").display()
+    );
+    let dead = support::build(
+        "virsh",
+        &[("power_address", &nowhere), ("power_id", "test")],
+    );
     let error = dead.query().await.expect_err("no libvirtd there");
     assert!(error.is_retryable(), "{error}");
 }
 
 fn nix_is_root() -> bool {
-    Command::new("id").arg("-u").output().is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "0")
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "0")
 }

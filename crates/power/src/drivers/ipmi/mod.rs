@@ -49,7 +49,11 @@ pub(crate) fn schema() -> PowerTypeSchema {
             SettingField::choice(
                 "power_boot_type",
                 "Power boot type",
-                &[("auto", "Automatic"), ("legacy", "Legacy boot"), ("efi", "EFI boot")],
+                &[
+                    ("auto", "Automatic"),
+                    ("legacy", "Legacy boot"),
+                    ("efi", "EFI boot"),
+                ],
                 "auto",
             )
             .required(),
@@ -70,7 +74,11 @@ pub(crate) fn schema() -> PowerTypeSchema {
             SettingField::choice(
                 "privilege_level",
                 "Privilege Level",
-                &[("USER", "User"), ("OPERATOR", "Operator"), ("ADMIN", "Administrator")],
+                &[
+                    ("USER", "User"),
+                    ("OPERATOR", "Operator"),
+                    ("ADMIN", "Administrator"),
+                ],
                 "OPERATOR",
             ),
             SettingField::choice(
@@ -113,7 +121,9 @@ impl BmcAddress {
             (host, port)
         } else if text.matches(':').count() > 1 {
             if text.parse::<std::net::Ipv6Addr>().is_err() {
-                return Err(format!("{text:?} is not an IPv6 address (write [address]:port to add a port)"));
+                return Err(format!(
+                    "{text:?} is not an IPv6 address (write [address]:port to add a port)"
+                ));
             }
             (text, None)
         } else {
@@ -125,7 +135,10 @@ impl BmcAddress {
         if host.is_empty() {
             return Err("no host".into());
         }
-        if host.chars().any(|c| c.is_whitespace() || c == '/' || c == '@') {
+        if host
+            .chars()
+            .any(|c| c.is_whitespace() || c == '/' || c == '@')
+        {
             return Err(format!("{host:?} is not a host name or address"));
         }
         let port = match port {
@@ -246,9 +259,16 @@ impl IpmiSettings {
             return Err(reader.invalid("power_user", "longer than IPMI's 16 bytes".into()));
         }
         let password = reader.secret("power_pass");
-        let limit = if version == IpmiVersion::Lan15 { 16 } else { 20 };
+        let limit = if version == IpmiVersion::Lan15 {
+            16
+        } else {
+            20
+        };
         if password.expose().len() > limit {
-            return Err(reader.invalid("power_pass", format!("longer than {limit} bytes, the most this IPMI version allows")));
+            return Err(reader.invalid(
+                "power_pass",
+                format!("longer than {limit} bytes, the most this IPMI version allows"),
+            ));
         }
         let k_g = match reader.optional("k_g") {
             None => None,
@@ -265,16 +285,21 @@ impl IpmiSettings {
                     format!("{suite_text:?} is not a cipher suite this driver speaks (0-3, 15-17)"),
                 )
             })?;
-        let privilege = match reader.choice("privilege_level", &["USER", "OPERATOR", "ADMIN"], "OPERATOR")? {
+        let privilege = match reader.choice(
+            "privilege_level",
+            &["USER", "OPERATOR", "ADMIN"],
+            "OPERATOR",
+        )? {
             "USER" => Privilege::User,
             "ADMIN" => Privilege::Admin,
             _ => Privilege::Operator,
         };
-        let boot_type = match reader.choice("power_boot_type", &["auto", "legacy", "efi"], "auto")? {
-            "legacy" => BootType::Legacy,
-            "efi" => BootType::Efi,
-            _ => BootType::Auto,
-        };
+        let boot_type =
+            match reader.choice("power_boot_type", &["auto", "legacy", "efi"], "auto")? {
+                "legacy" => BootType::Legacy,
+                "efi" => BootType::Efi,
+                _ => BootType::Auto,
+            };
         let off_mode = match reader.choice("power_off_mode", &["hard", "soft"], "hard")? {
             "soft" => OffMode::Soft,
             _ => OffMode::Hard,
@@ -335,7 +360,12 @@ impl IpmiDriver {
     /// Sets one-time PXE boot, then powers up and waits for `on`. With
     /// `cycle`, a running machine is power cycled instead, as
     /// `ipmipower --cycle --on-if-off` does.
-    async fn power_on(&self, session: &mut Session<'_>, action: PowerAction, cycle: bool) -> Result<(), PowerError> {
+    async fn power_on(
+        &self,
+        session: &mut Session<'_>,
+        action: PowerAction,
+        cycle: bool,
+    ) -> Result<(), PowerError> {
         self.pxe_boot_best_effort(session).await?;
         let directive = if cycle && chassis_power(session).await? == PowerState::On {
             wire::CHASSIS_POWER_CYCLE
@@ -343,21 +373,35 @@ impl IpmiDriver {
             wire::CHASSIS_POWER_UP
         };
         chassis_control(session, directive).await?;
-        wait_for_state(&self.timeouts, &self.bmc, action, PowerState::On, session, |session| {
-            Box::pin(chassis_power(session))
-        })
+        wait_for_state(
+            &self.timeouts,
+            &self.bmc,
+            action,
+            PowerState::On,
+            session,
+            |session| Box::pin(chassis_power(session)),
+        )
         .await
     }
 
-    async fn power_off(&self, session: &mut Session<'_>, action: PowerAction) -> Result<(), PowerError> {
+    async fn power_off(
+        &self,
+        session: &mut Session<'_>,
+        action: PowerAction,
+    ) -> Result<(), PowerError> {
         let directive = match self.settings.off_mode {
             OffMode::Hard => wire::CHASSIS_POWER_DOWN,
             OffMode::Soft => 0x05,
         };
         chassis_control(session, directive).await?;
-        wait_for_state(&self.timeouts, &self.bmc, action, PowerState::Off, session, |session| {
-            Box::pin(chassis_power(session))
-        })
+        wait_for_state(
+            &self.timeouts,
+            &self.bmc,
+            action,
+            PowerState::Off,
+            session,
+            |session| Box::pin(chassis_power(session)),
+        )
         .await
     }
 
@@ -377,7 +421,11 @@ impl IpmiDriver {
 
 async fn chassis_power(session: &mut Session<'_>) -> Result<PowerState, PowerError> {
     let reply = session
-        .request(wire::NETFN_CHASSIS, wire::CMD_GET_CHASSIS_STATUS, Vec::new())
+        .request(
+            wire::NETFN_CHASSIS,
+            wire::CMD_GET_CHASSIS_STATUS,
+            Vec::new(),
+        )
         .await?;
     if reply.completion != 0 {
         return Err(session.refused(wire::CMD_GET_CHASSIS_STATUS, reply.completion));
@@ -391,7 +439,11 @@ async fn chassis_power(session: &mut Session<'_>) -> Result<PowerState, PowerErr
 
 async fn chassis_control(session: &mut Session<'_>, directive: u8) -> Result<(), PowerError> {
     let reply = session
-        .request(wire::NETFN_CHASSIS, wire::CMD_CHASSIS_CONTROL, vec![directive])
+        .request(
+            wire::NETFN_CHASSIS,
+            wire::CMD_CHASSIS_CONTROL,
+            vec![directive],
+        )
         .await?;
     match reply.completion {
         0 => Ok(()),
@@ -406,13 +458,21 @@ async fn set_pxe_boot(session: &mut Session<'_>, boot_type: BootType) -> Result<
         BootType::Auto => {
             // Keep the firmware's BIOS/EFI choice: read the current flags.
             let reply = session
-                .request(wire::NETFN_CHASSIS, wire::CMD_GET_SYSTEM_BOOT_OPTIONS, vec![0x05, 0x00, 0x00])
+                .request(
+                    wire::NETFN_CHASSIS,
+                    wire::CMD_GET_SYSTEM_BOOT_OPTIONS,
+                    vec![0x05, 0x00, 0x00],
+                )
                 .await?;
             reply.completion == 0 && reply.data.get(2).is_some_and(|flags| flags & 0x20 != 0)
         }
     };
     let reply = session
-        .request(wire::NETFN_CHASSIS, wire::CMD_SET_SYSTEM_BOOT_OPTIONS, wire::pxe_boot_flags(efi))
+        .request(
+            wire::NETFN_CHASSIS,
+            wire::CMD_SET_SYSTEM_BOOT_OPTIONS,
+            wire::pxe_boot_flags(efi),
+        )
         .await?;
     match reply.completion {
         0 => Ok(()),
@@ -500,7 +560,9 @@ mod tests {
     use super::*;
 
     fn check_address(input: &str, expected: Result<(&str, u16), ()>) {
-        let got = BmcAddress::parse(input).map(|a| (a.host, a.port)).map_err(|_| ());
+        let got = BmcAddress::parse(input)
+            .map(|a| (a.host, a.port))
+            .map_err(|_| ());
         let expected = expected.map(|(host, port)| (host.to_owned(), port));
         assert_eq!(got, expected, "input {input:?}");
     }
@@ -521,7 +583,13 @@ mod tests {
         check_address("[host]:623", Err(()));
         check_address("2001:db8::zz", Err(()));
         check_address("a b", Err(()));
-        assert_eq!(BmcAddress::parse("[::1]:99").map(|a| a.to_string()).ok().as_deref(), Some("[::1]:99"));
+        assert_eq!(
+            BmcAddress::parse("[::1]:99")
+                .map(|a| a.to_string())
+                .ok()
+                .as_deref(),
+            Some("[::1]:99")
+        );
     }
 
     fn params(pairs: &[(&str, &str)]) -> PowerParameters {
@@ -530,28 +598,64 @@ mod tests {
 
     #[test]
     fn settings_defaults_and_errors() {
-        let settings = IpmiSettings::from_parameters(&params(&[("power_address", "10.1.1.1"), ("power_pass", "pw")]));
+        let settings = IpmiSettings::from_parameters(&params(&[
+            ("power_address", "10.1.1.1"),
+            ("power_pass", "pw"),
+        ]));
         let settings = settings.ok();
-        assert_eq!(settings.as_ref().map(|s| (s.version, s.cipher_suite.id, s.privilege, s.boot_type)),
-            Some((IpmiVersion::Lan20, 3, Privilege::Operator, BootType::Auto)));
+        assert_eq!(
+            settings
+                .as_ref()
+                .map(|s| (s.version, s.cipher_suite.id, s.privilege, s.boot_type)),
+            Some((IpmiVersion::Lan20, 3, Privilege::Operator, BootType::Auto))
+        );
 
         let missing = IpmiSettings::from_parameters(&params(&[("power_user", "admin")]));
-        assert!(matches!(missing, Err(PowerError::MissingSetting { key: "power_address", .. })));
+        assert!(matches!(
+            missing,
+            Err(PowerError::MissingSetting {
+                key: "power_address",
+                ..
+            })
+        ));
 
-        let suite = IpmiSettings::from_parameters(&params(&[("power_address", "h"), ("cipher_suite_id", "8")]));
-        assert!(matches!(suite, Err(PowerError::InvalidSetting { key: "cipher_suite_id", .. })));
+        let suite = IpmiSettings::from_parameters(&params(&[
+            ("power_address", "h"),
+            ("cipher_suite_id", "8"),
+        ]));
+        assert!(matches!(
+            suite,
+            Err(PowerError::InvalidSetting {
+                key: "cipher_suite_id",
+                ..
+            })
+        ));
 
-        let kg = IpmiSettings::from_parameters(&params(&[("power_address", "h"), ("k_g", "0x0102ff")]));
-        assert_eq!(kg.ok().and_then(|s| s.k_g).map(|k| k.0), Some(vec![1, 2, 0xff]));
-        let bad_kg = IpmiSettings::from_parameters(&params(&[("power_address", "h"), ("k_g", "0x123")]));
-        assert!(matches!(bad_kg, Err(PowerError::InvalidSetting { key: "k_g", .. })));
+        let kg =
+            IpmiSettings::from_parameters(&params(&[("power_address", "h"), ("k_g", "0x0102ff")]));
+        assert_eq!(
+            kg.ok().and_then(|s| s.k_g).map(|k| k.0),
+            Some(vec![1, 2, 0xff])
+        );
+        let bad_kg =
+            IpmiSettings::from_parameters(&params(&[("power_address", "h"), ("k_g", "0x123")]));
+        assert!(matches!(
+            bad_kg,
+            Err(PowerError::InvalidSetting { key: "k_g", .. })
+        ));
 
         let lan = IpmiSettings::from_parameters(&params(&[
             ("power_address", "h"),
             ("power_driver", "LAN"),
             ("power_pass", "seventeen-bytes!!"),
         ]));
-        assert!(matches!(lan, Err(PowerError::InvalidSetting { key: "power_pass", .. })));
+        assert!(matches!(
+            lan,
+            Err(PowerError::InvalidSetting {
+                key: "power_pass",
+                ..
+            })
+        ));
     }
 
     #[test]
@@ -562,6 +666,9 @@ mod tests {
             ("k_g", "sekrit"),
         ]));
         let shown = format!("{settings:?}");
-        assert!(!shown.contains("hunter2") && !shown.contains("sekrit"), "{shown}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("sekrit"),
+            "{shown}"
+        );
     }
 }

@@ -99,7 +99,11 @@ impl<'a> Session<'a> {
         }
         let privilege = settings.privilege.code();
         let reply = session
-            .request(wire::NETFN_APP, wire::CMD_SET_SESSION_PRIVILEGE, vec![privilege])
+            .request(
+                wire::NETFN_APP,
+                wire::CMD_SET_SESSION_PRIVILEGE,
+                vec![privilege],
+            )
             .await?;
         match reply.completion {
             0 => Ok(session),
@@ -208,7 +212,8 @@ impl<'a> Session<'a> {
             }
             let deadline = Instant::now() + self.timeouts.request;
             loop {
-                let received = tokio::time::timeout_at(deadline, self.socket.recv(&mut buffer)).await;
+                let received =
+                    tokio::time::timeout_at(deadline, self.socket.recv(&mut buffer)).await;
                 match received {
                     Err(_) => {
                         debug!(what, attempt, "no reply in time");
@@ -219,7 +224,10 @@ impl<'a> Session<'a> {
                         // socket: nothing listens at that address.
                         debug!(what, attempt, error = %error, "receive failed");
                         refused = Some(error);
-                        tokio::time::sleep_until(deadline.min(Instant::now() + Duration::from_millis(100))).await;
+                        tokio::time::sleep_until(
+                            deadline.min(Instant::now() + Duration::from_millis(100)),
+                        )
+                        .await;
                         break;
                     }
                     Ok(Ok(len)) => {
@@ -254,7 +262,12 @@ impl<'a> Session<'a> {
     /// Sends one IPMI request inside the session (or sessionless before
     /// one exists) and returns the BMC's response, whatever its completion
     /// code.
-    pub(crate) async fn request(&mut self, netfn: u8, cmd: u8, data: Vec<u8>) -> Result<Response, PowerError> {
+    pub(crate) async fn request(
+        &mut self,
+        netfn: u8,
+        cmd: u8,
+        data: Vec<u8>,
+    ) -> Result<Response, PowerError> {
         let request = Request { netfn, cmd, data };
         let rq_seq = self.next_rq_seq();
         let message = wire::encode_request(&request, rq_seq);
@@ -267,7 +280,11 @@ impl<'a> Session<'a> {
                     Err(why) => return Ok(Reply::Ignore(why)),
                 };
                 match wire::decode_response(&inner) {
-                    Ok(response) if response.rq_seq == rq_seq && response.cmd == cmd && response.netfn == netfn + 1 => {
+                    Ok(response)
+                        if response.rq_seq == rq_seq
+                            && response.cmd == cmd
+                            && response.netfn == netfn + 1 =>
+                    {
                         Ok(Reply::Match(response))
                     }
                     Ok(_) => Ok(Reply::Ignore("reply to another request")),
@@ -290,8 +307,13 @@ impl<'a> Session<'a> {
                 per_message_auth,
             } => {
                 *sequence = sequence.wrapping_add(1).max(1);
-                let auth_type = if *per_message_auth { *auth_type } else { AuthType::None };
-                let code = wire::v15_auth_code(auth_type, password, *session_id, *sequence, message);
+                let auth_type = if *per_message_auth {
+                    *auth_type
+                } else {
+                    AuthType::None
+                };
+                let code =
+                    wire::v15_auth_code(auth_type, password, *session_id, *sequence, message);
                 wire::encode_v15(auth_type, *sequence, *session_id, code, message)
             }
             SessionState::V20 {
@@ -301,7 +323,14 @@ impl<'a> Session<'a> {
                 ..
             } => {
                 *sequence = sequence.wrapping_add(1).max(1);
-                wire::encode_v20(wire::PAYLOAD_IPMI, *bmc_session_id, *sequence, message, Some(keys), random::<16>()?)
+                wire::encode_v20(
+                    wire::PAYLOAD_IPMI,
+                    *bmc_session_id,
+                    *sequence,
+                    message,
+                    Some(keys),
+                    random::<16>()?,
+                )
             }
         })
     }
@@ -310,7 +339,8 @@ impl<'a> Session<'a> {
     fn unwrap_message(&self, datagram: &[u8]) -> Result<Vec<u8>, &'static str> {
         match &self.state {
             SessionState::None | SessionState::V15 { .. } => {
-                let (_, message) = wire::decode_v15(datagram).map_err(|_| "not an IPMI v1.5 packet")?;
+                let (_, message) =
+                    wire::decode_v15(datagram).map_err(|_| "not an IPMI v1.5 packet")?;
                 Ok(message.to_vec())
             }
             SessionState::V20 {
@@ -318,7 +348,8 @@ impl<'a> Session<'a> {
                 keys,
                 ..
             } => {
-                let packet = wire::decode_v20(datagram, Some(keys)).map_err(|_| "RMCP+ packet failed to decode or authenticate")?;
+                let packet = wire::decode_v20(datagram, Some(keys))
+                    .map_err(|_| "RMCP+ packet failed to decode or authenticate")?;
                 if packet.session_id != *console_session_id {
                     return Err("packet for another session");
                 }
@@ -330,23 +361,34 @@ impl<'a> Session<'a> {
         }
     }
 
-    async fn channel_auth_capabilities(&mut self, ipmi20: bool) -> Result<wire::AuthCapabilities, PowerError> {
+    async fn channel_auth_capabilities(
+        &mut self,
+        ipmi20: bool,
+    ) -> Result<wire::AuthCapabilities, PowerError> {
         let channel = if ipmi20 { 0x8e } else { 0x0e };
         let privilege = self.settings.privilege.code();
         let reply = self
-            .request(wire::NETFN_APP, wire::CMD_GET_CHANNEL_AUTH_CAPABILITIES, vec![channel, privilege])
+            .request(
+                wire::NETFN_APP,
+                wire::CMD_GET_CHANNEL_AUTH_CAPABILITIES,
+                vec![channel, privilege],
+            )
             .await?;
         if reply.completion != 0 {
             return Err(self.refused(wire::CMD_GET_CHANNEL_AUTH_CAPABILITIES, reply.completion));
         }
-        wire::AuthCapabilities::parse(&reply.data)
-            .map_err(|error| self.bad_reply(format!("Get Channel Authentication Capabilities: {error}")))
+        wire::AuthCapabilities::parse(&reply.data).map_err(|error| {
+            self.bad_reply(format!("Get Channel Authentication Capabilities: {error}"))
+        })
     }
 
     async fn open_v20(&mut self) -> Result<(), PowerError> {
         let capabilities = self.channel_auth_capabilities(true).await?;
         if !capabilities.ipmi20 {
-            return Err(self.setting_error("power_driver", "IPMI 2.0 unavailable on this channel".into()));
+            return Err(self.setting_error(
+                "power_driver",
+                "IPMI 2.0 unavailable on this channel".into(),
+            ));
         }
         let settings = self.settings;
         let suite = settings.cipher_suite;
@@ -362,15 +404,29 @@ impl<'a> Session<'a> {
         // name-only lookup bit as ipmitool and freeipmi send it.
         let role = 0x10 | settings.privilege.code();
 
-        let open = wire::open_session_request(tag, settings.privilege.code(), console_session_id, &suite);
+        let open =
+            wire::open_session_request(tag, settings.privilege.code(), console_session_id, &suite);
         let response = self
             .exchange(
                 "open session",
-                |_| Ok(wire::encode_v20(wire::PAYLOAD_OPEN_SESSION_REQUEST, 0, 0, &open, None, [0; 16])),
-                |_, datagram| Ok(sessionless_payload(datagram, wire::PAYLOAD_OPEN_SESSION_RESPONSE, tag)
-                    .map_or(Reply::Ignore("not our open session response"), |payload| {
-                        Reply::Match(wire::OpenSessionResponse::parse(&payload))
-                    })),
+                |_| {
+                    Ok(wire::encode_v20(
+                        wire::PAYLOAD_OPEN_SESSION_REQUEST,
+                        0,
+                        0,
+                        &open,
+                        None,
+                        [0; 16],
+                    ))
+                },
+                |_, datagram| {
+                    Ok(
+                        sessionless_payload(datagram, wire::PAYLOAD_OPEN_SESSION_RESPONSE, tag)
+                            .map_or(Reply::Ignore("not our open session response"), |payload| {
+                                Reply::Match(wire::OpenSessionResponse::parse(&payload))
+                            }),
+                    )
+                },
             )
             .await?
             .map_err(|error| self.bad_reply(format!("open session response: {error}")))?;
@@ -380,7 +436,11 @@ impl<'a> Session<'a> {
         if response.console_session_id != console_session_id {
             return Err(self.bad_reply("open session response names another session".into()));
         }
-        let wanted = (suite.auth.code(), suite.integrity.code(), suite.confidentiality.code());
+        let wanted = (
+            suite.auth.code(),
+            suite.integrity.code(),
+            suite.confidentiality.code(),
+        );
         if response.algorithms != Some(wanted) {
             return Err(self.setting_error(
                 "cipher_suite_id",
@@ -402,9 +462,22 @@ impl<'a> Session<'a> {
         let rakp2 = self
             .exchange(
                 "RAKP 1",
-                |_| Ok(wire::encode_v20(wire::PAYLOAD_RAKP1, 0, 0, &rakp1, None, [0; 16])),
-                |_, datagram| Ok(sessionless_payload(datagram, wire::PAYLOAD_RAKP2, tag)
-                    .map_or(Reply::Ignore("not our RAKP 2"), |payload| Reply::Match(wire::Rakp2::parse(&payload)))),
+                |_| {
+                    Ok(wire::encode_v20(
+                        wire::PAYLOAD_RAKP1,
+                        0,
+                        0,
+                        &rakp1,
+                        None,
+                        [0; 16],
+                    ))
+                },
+                |_, datagram| {
+                    Ok(sessionless_payload(datagram, wire::PAYLOAD_RAKP2, tag)
+                        .map_or(Reply::Ignore("not our RAKP 2"), |payload| {
+                            Reply::Match(wire::Rakp2::parse(&payload))
+                        }))
+                },
             )
             .await?
             .map_err(|error| self.bad_reply(format!("RAKP 2: {error}")))?;
@@ -412,8 +485,13 @@ impl<'a> Session<'a> {
             return Err(self.rakp_error("RAKP 2", rakp2.status));
         }
         let password = settings.password.expose().as_bytes();
-        if suite.auth != wire::AuthAlgorithm::None && !context.rakp2_matches(suite.auth, password, &rakp2) {
-            return Err(self.auth_error(format!("password invalid for user {:?} (RAKP 2 key exchange code does not match)", settings.user)));
+        if suite.auth != wire::AuthAlgorithm::None
+            && !context.rakp2_matches(suite.auth, password, &rakp2)
+        {
+            return Err(self.auth_error(format!(
+                "password invalid for user {:?} (RAKP 2 key exchange code does not match)",
+                settings.user
+            )));
         }
 
         let kg = settings.k_g.as_ref().map_or(password, |key| key.as_deref());
@@ -422,9 +500,22 @@ impl<'a> Session<'a> {
         let rakp4 = self
             .exchange(
                 "RAKP 3",
-                |_| Ok(wire::encode_v20(wire::PAYLOAD_RAKP3, 0, 0, &rakp3, None, [0; 16])),
-                |_, datagram| Ok(sessionless_payload(datagram, wire::PAYLOAD_RAKP4, tag)
-                    .map_or(Reply::Ignore("not our RAKP 4"), |payload| Reply::Match(wire::Rakp4::parse(&payload)))),
+                |_| {
+                    Ok(wire::encode_v20(
+                        wire::PAYLOAD_RAKP3,
+                        0,
+                        0,
+                        &rakp3,
+                        None,
+                        [0; 16],
+                    ))
+                },
+                |_, datagram| {
+                    Ok(sessionless_payload(datagram, wire::PAYLOAD_RAKP4, tag)
+                        .map_or(Reply::Ignore("not our RAKP 4"), |payload| {
+                            Reply::Match(wire::Rakp4::parse(&payload))
+                        }))
+                },
             )
             .await
             .map_err(|error| match error {
@@ -440,12 +531,18 @@ impl<'a> Session<'a> {
         if rakp4.status != 0 {
             let mut error = self.rakp_error("RAKP 4", rakp4.status);
             if rakp4.status == 0x0f && settings.k_g.is_some() {
-                error = self.auth_error("k_g invalid (RAKP 4 status: invalid integrity check value)".into());
+                error = self.auth_error(
+                    "k_g invalid (RAKP 4 status: invalid integrity check value)".into(),
+                );
             }
             return Err(error);
         }
-        if suite.auth != wire::AuthAlgorithm::None && !context.rakp4_matches(suite.auth, &sik, &rakp2.bmc_guid, &rakp4.icv) {
-            return Err(self.auth_error("k_g invalid (RAKP 4 integrity check value does not match)".into()));
+        if suite.auth != wire::AuthAlgorithm::None
+            && !context.rakp4_matches(suite.auth, &sik, &rakp2.bmc_guid, &rakp4.icv)
+        {
+            return Err(
+                self.auth_error("k_g invalid (RAKP 4 integrity check value does not match)".into())
+            );
         }
         self.state = SessionState::V20 {
             bmc_session_id: response.bmc_session_id,
@@ -473,7 +570,9 @@ impl<'a> Session<'a> {
 
         let mut data = vec![auth_type.code()];
         data.extend_from_slice(&user);
-        let challenge = self.request(wire::NETFN_APP, wire::CMD_GET_SESSION_CHALLENGE, data).await?;
+        let challenge = self
+            .request(wire::NETFN_APP, wire::CMD_GET_SESSION_CHALLENGE, data)
+            .await?;
         match challenge.completion {
             0 => {}
             0x81 => return Err(self.auth_error(format!("username invalid: {:?}", settings.user))),
@@ -483,7 +582,12 @@ impl<'a> Session<'a> {
         if challenge.data.len() < 20 {
             return Err(self.bad_reply("Get Session Challenge reply too short".into()));
         }
-        let temporary_id = u32::from_le_bytes([challenge.data[0], challenge.data[1], challenge.data[2], challenge.data[3]]);
+        let temporary_id = u32::from_le_bytes([
+            challenge.data[0],
+            challenge.data[1],
+            challenge.data[2],
+            challenge.data[3],
+        ]);
         let outbound_sequence = random_nonzero_u32().map_err(|source| PowerError::Connection {
             bmc: self.bmc(),
             action: self.action,
@@ -494,7 +598,11 @@ impl<'a> Session<'a> {
         data.extend_from_slice(&outbound_sequence.to_le_bytes());
         let rq_seq = self.next_rq_seq();
         let message = wire::encode_request(
-            &Request { netfn: wire::NETFN_APP, cmd: wire::CMD_ACTIVATE_SESSION, data },
+            &Request {
+                netfn: wire::NETFN_APP,
+                cmd: wire::CMD_ACTIVATE_SESSION,
+                data,
+            },
             rq_seq,
         );
         let code = wire::v15_auth_code(auth_type, &password, temporary_id, 0, &message);
@@ -508,7 +616,12 @@ impl<'a> Session<'a> {
                         return Ok(Reply::Ignore("not an IPMI v1.5 packet"));
                     };
                     Ok(match wire::decode_response(inner) {
-                        Ok(response) if response.rq_seq == rq_seq && response.cmd == wire::CMD_ACTIVATE_SESSION => Reply::Match(response),
+                        Ok(response)
+                            if response.rq_seq == rq_seq
+                                && response.cmd == wire::CMD_ACTIVATE_SESSION =>
+                        {
+                            Reply::Match(response)
+                        }
                         _ => Reply::Ignore("not our activate session reply"),
                     })
                 },
@@ -517,7 +630,9 @@ impl<'a> Session<'a> {
             .map_err(|error| match error {
                 // The BMC gave us a challenge a moment ago, so it is there:
                 // BMCs drop Activate Session with a wrong AuthCode.
-                PowerError::Timeout { .. } => self.auth_error("password verification timeout (no reply to Activate Session)".into()),
+                PowerError::Timeout { .. } => self.auth_error(
+                    "password verification timeout (no reply to Activate Session)".into(),
+                ),
                 other => other,
             })?;
         match activated.completion {
@@ -529,7 +644,12 @@ impl<'a> Session<'a> {
                     reason: format!("no session slot available ({code:#04x})"),
                 });
             }
-            0x86 => return Err(self.auth_error(format!("privilege level {} exceeds the user's limit", settings.privilege.name()))),
+            0x86 => {
+                return Err(self.auth_error(format!(
+                    "privilege level {} exceeds the user's limit",
+                    settings.privilege.name()
+                )));
+            }
             code => return Err(self.refused(wire::CMD_ACTIVATE_SESSION, code)),
         }
         if activated.data.len() < 10 {
@@ -559,7 +679,11 @@ impl<'a> Session<'a> {
         self.timeouts.attempts = 1;
         self.timeouts.request = self.timeouts.request.min(Duration::from_millis(500));
         match self
-            .request(wire::NETFN_APP, wire::CMD_CLOSE_SESSION, session_id.to_le_bytes().to_vec())
+            .request(
+                wire::NETFN_APP,
+                wire::CMD_CLOSE_SESSION,
+                session_id.to_le_bytes().to_vec(),
+            )
             .await
         {
             Ok(reply) if reply.completion == 0 => debug!("session closed"),
@@ -573,10 +697,15 @@ impl<'a> Session<'a> {
 /// byte is our message tag.
 fn sessionless_payload(datagram: &[u8], payload_type: u8, tag: u8) -> Option<Vec<u8>> {
     let packet = wire::decode_v20(datagram, None).ok()?;
-    (packet.payload_type == payload_type && packet.payload.first() == Some(&tag)).then_some(packet.payload)
+    (packet.payload_type == payload_type && packet.payload.first() == Some(&tag))
+        .then_some(packet.payload)
 }
 
-async fn resolve(settings: &IpmiSettings, timeouts: &Timeouts, action: PowerAction) -> Result<SocketAddr, PowerError> {
+async fn resolve(
+    settings: &IpmiSettings,
+    timeouts: &Timeouts,
+    action: PowerAction,
+) -> Result<SocketAddr, PowerError> {
     let address = &settings.address;
     if let Ok(ip) = address.host.parse::<std::net::IpAddr>() {
         return Ok(SocketAddr::new(ip, address.port));
@@ -594,8 +723,11 @@ async fn resolve(settings: &IpmiSettings, timeouts: &Timeouts, action: PowerActi
             waited: timeouts.request,
         }),
         Ok(Err(source)) => Err(error(source)),
-        Ok(Ok(mut addresses)) => addresses
-            .next()
-            .ok_or_else(|| error(io::Error::new(io::ErrorKind::NotFound, "host name has no address"))),
+        Ok(Ok(mut addresses)) => addresses.next().ok_or_else(|| {
+            error(io::Error::new(
+                io::ErrorKind::NotFound,
+                "host name has no address",
+            ))
+        }),
     }
 }

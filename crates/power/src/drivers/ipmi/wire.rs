@@ -58,7 +58,10 @@ pub enum WireError {
 
 fn need(bytes: &[u8], len: usize) -> Result<(), WireError> {
     if bytes.len() < len {
-        Err(WireError::TooShort { len: bytes.len(), need: len })
+        Err(WireError::TooShort {
+            len: bytes.len(),
+            need: len,
+        })
     } else {
         Ok(())
     }
@@ -180,7 +183,13 @@ pub fn v15_auth_code(
 }
 
 /// An IPMI v1.5 session packet around `message`.
-pub fn encode_v15(auth_type: AuthType, sequence: u32, session_id: u32, auth_code: Option<[u8; 16]>, message: &[u8]) -> Vec<u8> {
+pub fn encode_v15(
+    auth_type: AuthType,
+    sequence: u32,
+    session_id: u32,
+    auth_code: Option<[u8; 16]>,
+    message: &[u8],
+) -> Vec<u8> {
     let mut packet = RMCP_HEADER.to_vec();
     packet.push(auth_type.code());
     packet.extend_from_slice(&sequence.to_le_bytes());
@@ -387,7 +396,12 @@ impl CipherSuite {
             17 => (A::HmacSha256, I::HmacSha256_128, C::AesCbc128),
             _ => return None,
         };
-        Some(CipherSuite { id, auth, integrity, confidentiality })
+        Some(CipherSuite {
+            id,
+            auth,
+            integrity,
+            confidentiality,
+        })
     }
 
     pub const SUPPORTED: [u8; 7] = [0, 1, 2, 3, 15, 16, 17];
@@ -403,7 +417,9 @@ pub struct SessionKeys {
 
 impl std::fmt::Debug for SessionKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SessionKeys").field("suite", &self.suite.id).finish_non_exhaustive()
+        f.debug_struct("SessionKeys")
+            .field("suite", &self.suite.id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -540,7 +556,7 @@ fn aes_encrypt(key: &[u8; 16], iv: [u8; 16], payload: &[u8]) -> Vec<u8> {
 }
 
 fn aes_decrypt(key: &[u8; 16], body: &[u8]) -> Result<Vec<u8>, WireError> {
-    if body.len() < 32 || body.len() % 16 != 0 {
+    if body.len() < 32 || !body.len().is_multiple_of(16) {
         return Err(WireError::Decrypt("length is not IV plus whole blocks"));
     }
     let mut iv = [0u8; 16];
@@ -558,7 +574,12 @@ fn aes_decrypt(key: &[u8; 16], body: &[u8]) -> Result<Vec<u8>, WireError> {
 }
 
 /// RMCP+ Open Session Request (§13.17).
-pub fn open_session_request(tag: u8, privilege: u8, console_session_id: u32, suite: &CipherSuite) -> Vec<u8> {
+pub fn open_session_request(
+    tag: u8,
+    privilege: u8,
+    console_session_id: u32,
+    suite: &CipherSuite,
+) -> Vec<u8> {
     let mut payload = vec![tag, privilege, 0, 0];
     payload.extend_from_slice(&console_session_id.to_le_bytes());
     for (kind, algorithm) in [
@@ -588,7 +609,10 @@ impl OpenSessionResponse {
         let status = payload[1];
         let (bmc_session_id, algorithms) = if status == 0 {
             need(payload, 36)?;
-            (le32(payload, 8), Some((payload[16], payload[24], payload[32])))
+            (
+                le32(payload, 8),
+                Some((payload[16], payload[24], payload[32])),
+            )
         } else {
             (0, None)
         };
@@ -662,7 +686,12 @@ impl RakpContext {
 
     /// The session integrity key SIK = HMAC_KG(Rm, Rc, ROLEm, ULENGTHm,
     /// UNAMEm) and the keys derived from it (§13.31, §13.32).
-    pub fn session_keys(&self, suite: CipherSuite, kg: &[u8], rakp2: &Rakp2) -> (Vec<u8>, SessionKeys) {
+    pub fn session_keys(
+        &self,
+        suite: CipherSuite,
+        kg: &[u8],
+        rakp2: &Rakp2,
+    ) -> (Vec<u8>, SessionKeys) {
         let sik = suite.auth.hmac(
             kg,
             &[
@@ -682,10 +711,20 @@ impl RakpContext {
 
     /// Checks RAKP Message 4's integrity check value, HMAC_SIK(Rm, SIDc,
     /// GUIDc) cut to the suite's length.
-    pub fn rakp4_matches(&self, auth: AuthAlgorithm, sik: &[u8], bmc_guid: &[u8; 16], icv: &[u8]) -> bool {
+    pub fn rakp4_matches(
+        &self,
+        auth: AuthAlgorithm,
+        sik: &[u8],
+        bmc_guid: &[u8; 16],
+        icv: &[u8],
+    ) -> bool {
         let mut expected = auth.hmac(
             sik,
-            &[&self.console_random, &self.bmc_session_id.to_le_bytes(), bmc_guid],
+            &[
+                &self.console_random,
+                &self.bmc_session_id.to_le_bytes(),
+                bmc_guid,
+            ],
         );
         expected.truncate(auth.icv_len());
         constant_time_eq(&expected, icv)
@@ -757,7 +796,10 @@ pub enum StatusClass {
 
 pub fn rakp_status(status: u8) -> (StatusClass, &'static str) {
     match status {
-        0x01 => (StatusClass::Busy, "insufficient resources to create a session"),
+        0x01 => (
+            StatusClass::Busy,
+            "insufficient resources to create a session",
+        ),
         0x02 => (StatusClass::Other, "invalid session id"),
         0x03 => (StatusClass::Setting, "invalid payload type"),
         0x04 => (StatusClass::Setting, "invalid authentication algorithm"),
@@ -766,15 +808,27 @@ pub fn rakp_status(status: u8) -> (StatusClass, &'static str) {
         0x07 => (StatusClass::Setting, "no matching integrity payload"),
         0x08 => (StatusClass::Other, "inactive session id"),
         0x09 => (StatusClass::Authentication, "invalid role"),
-        0x0a => (StatusClass::Authentication, "unauthorized role or privilege level requested"),
-        0x0b => (StatusClass::Busy, "insufficient resources to create a session at the requested role"),
+        0x0a => (
+            StatusClass::Authentication,
+            "unauthorized role or privilege level requested",
+        ),
+        0x0b => (
+            StatusClass::Busy,
+            "insufficient resources to create a session at the requested role",
+        ),
         0x0c => (StatusClass::Authentication, "invalid name length"),
         0x0d => (StatusClass::Authentication, "unauthorized name"),
         0x0e => (StatusClass::Authentication, "unauthorized GUID"),
         0x0f => (StatusClass::Authentication, "invalid integrity check value"),
         0x10 => (StatusClass::Setting, "invalid confidentiality algorithm"),
-        0x11 => (StatusClass::Setting, "no cipher suite match with proposed security algorithms"),
-        0x12 => (StatusClass::Authentication, "illegal or unrecognized parameter"),
+        0x11 => (
+            StatusClass::Setting,
+            "no cipher suite match with proposed security algorithms",
+        ),
+        0x12 => (
+            StatusClass::Authentication,
+            "illegal or unrecognized parameter",
+        ),
         _ => (StatusClass::Other, "unknown status code"),
     }
 }
@@ -826,10 +880,17 @@ mod tests {
         assert_eq!(checksum(&[0x20, 0x18]), 0xc8);
         assert_eq!(checksum(&[]), 0);
         let message = encode_request(
-            &Request { netfn: NETFN_APP, cmd: CMD_GET_CHANNEL_AUTH_CAPABILITIES, data: vec![0x8e, 0x04] },
+            &Request {
+                netfn: NETFN_APP,
+                cmd: CMD_GET_CHANNEL_AUTH_CAPABILITIES,
+                data: vec![0x8e, 0x04],
+            },
             1,
         );
-        assert_eq!(message, [0x20, 0x18, 0xc8, 0x81, 0x04, 0x38, 0x8e, 0x04, 0xb1]);
+        assert_eq!(
+            message,
+            [0x20, 0x18, 0xc8, 0x81, 0x04, 0x38, 0x8e, 0x04, 0xb1]
+        );
     }
 
     #[test]
@@ -842,9 +903,18 @@ mod tests {
         let response = decode_response(&reply).ok();
         assert_eq!(
             response,
-            Some(Response { netfn: 1, cmd: 1, rq_seq: 2, completion: 0, data: vec![1, 0, 0] })
+            Some(Response {
+                netfn: 1,
+                cmd: 1,
+                rq_seq: 2,
+                completion: 0,
+                data: vec![1, 0, 0]
+            })
         );
-        assert_eq!(decode_response(&reply[..5]), Err(WireError::TooShort { len: 5, need: 8 }));
+        assert_eq!(
+            decode_response(&reply[..5]),
+            Err(WireError::TooShort { len: 5, need: 8 })
+        );
         reply[7] ^= 1;
         assert_eq!(decode_response(&reply), Err(WireError::Checksum));
     }
@@ -855,10 +925,20 @@ mod tests {
         // hashlib: md5(b"pw"+b"\0"*14 + (1).to_bytes(4,"little") + b"\x01\x02"
         // + (2).to_bytes(4,"little") + b"pw"+b"\0"*14).
         let code = v15_auth_code(AuthType::Md5, &pad16(b"pw"), 1, 2, &[1, 2]);
-        let hex: String = code.unwrap_or_default().iter().map(|b| format!("{b:02x}")).collect();
+        let hex: String = code
+            .unwrap_or_default()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
         assert_eq!(hex, "f0e59fb409bdf98ba0b9857263c1bf96");
-        assert_eq!(v15_auth_code(AuthType::Password, &pad16(b"pw"), 1, 2, &[]), Some(pad16(b"pw")));
-        assert_eq!(v15_auth_code(AuthType::None, &pad16(b"pw"), 1, 2, &[]), None);
+        assert_eq!(
+            v15_auth_code(AuthType::Password, &pad16(b"pw"), 1, 2, &[]),
+            Some(pad16(b"pw"))
+        );
+        assert_eq!(
+            v15_auth_code(AuthType::None, &pad16(b"pw"), 1, 2, &[]),
+            None
+        );
     }
 
     #[test]
@@ -876,7 +956,11 @@ mod tests {
             integrity: IntegrityAlgorithm::None,
             confidentiality: ConfidentialityAlgorithm::None,
         });
-        SessionKeys { suite, k1: vec![7; 20], aes_key: [3; 16] }
+        SessionKeys {
+            suite,
+            k1: vec![7; 20],
+            aes_key: [3; 16],
+        }
     }
 
     #[test]
@@ -918,10 +1002,19 @@ mod tests {
     #[test]
     fn cipher_suites() {
         let three = CipherSuite::from_id(3);
-        assert_eq!(three.map(|s| (s.auth, s.integrity, s.confidentiality)),
-            Some((AuthAlgorithm::HmacSha1, IntegrityAlgorithm::HmacSha1_96, ConfidentialityAlgorithm::AesCbc128)));
+        assert_eq!(
+            three.map(|s| (s.auth, s.integrity, s.confidentiality)),
+            Some((
+                AuthAlgorithm::HmacSha1,
+                IntegrityAlgorithm::HmacSha1_96,
+                ConfidentialityAlgorithm::AesCbc128
+            ))
+        );
         let seventeen = CipherSuite::from_id(17);
-        assert_eq!(seventeen.map(|s| (s.auth.code(), s.integrity.code(), s.confidentiality.code())), Some((3, 4, 1)));
+        assert_eq!(
+            seventeen.map(|s| (s.auth.code(), s.integrity.code(), s.confidentiality.code())),
+            Some((3, 4, 1))
+        );
         assert_eq!(CipherSuite::from_id(8), None);
     }
 
