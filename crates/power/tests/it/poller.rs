@@ -120,9 +120,10 @@ async fn two_hundred_bmcs_with_bounded_concurrency_and_a_hung_one() {
     // the poller's total is capped at 8 (the hung one holds one slot).
     assert!(max <= 8, "peer saw {max} requests at once");
     assert!(max >= 4, "concurrency was not used: at most {max} at once");
-    // 199 answers of 20 ms each, 7 or 8 at a time, beside a hung one that
-    // costs 2 s: far below the serial 4 s.
-    assert!(elapsed < Duration::from_secs(3), "took {elapsed:?}");
+    // One at a time, 199 answers of 20 ms and the hung one's 2 s would take
+    // 6 s; 7 or 8 at a time they take about 2 s. 5 s leaves room for a
+    // loaded machine.
+    assert!(elapsed < Duration::from_secs(5), "took {elapsed:?}");
     let last_good = results
         .iter()
         .filter(|(key, ..)| key != "hung")
