@@ -105,7 +105,12 @@ async fn redfish_accepts_but_never_answers() {
     hold.abort();
 }
 
-#[cfg(all(feature = "ipmi", feature = "redfish", feature = "virsh", feature = "webhook"))]
+#[cfg(all(
+    feature = "ipmi",
+    feature = "redfish",
+    feature = "virsh",
+    feature = "webhook"
+))]
 #[tokio::test]
 async fn missing_settings_are_final_and_named() {
     for (power_type, key) in [

@@ -4,7 +4,12 @@
 
 // Test helpers go unused when some drivers are compiled out.
 #![cfg_attr(
-    not(all(feature = "ipmi", feature = "redfish", feature = "virsh", feature = "webhook")),
+    not(all(
+        feature = "ipmi",
+        feature = "redfish",
+        feature = "virsh",
+        feature = "webhook"
+    )),
     allow(dead_code, unused_imports)
 )]
 
@@ -19,6 +24,13 @@ mod ipmi;
 mod poller;
 #[cfg(feature = "redfish")]
 mod redfish;
+#[cfg(all(
+    feature = "ipmi",
+    feature = "redfish",
+    feature = "virsh",
+    feature = "webhook"
+))]
+mod schema;
 #[cfg(feature = "virsh")]
 mod virsh;
 #[cfg(feature = "webhook")]
