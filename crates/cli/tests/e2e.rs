@@ -6,6 +6,9 @@
 //! installs both); without them the checks that need them skip loudly,
 //! except under CI=true, where they fail.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -100,10 +103,10 @@ impl Region {
         let (sender, receiver) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Ok(value) = serde_json::from_str::<serde_json::Value>(&line) {
-                    if let Some(listen) = value["fields"]["listen"].as_str() {
-                        let _ = sender.send(listen.to_owned());
-                    }
+                if let Ok(value) = serde_json::from_str::<serde_json::Value>(&line)
+                    && let Some(listen) = value["fields"]["listen"].as_str()
+                {
+                    let _ = sender.send(listen.to_owned());
                 }
                 // Keep draining so the server never blocks on a full pipe.
             }

@@ -4,6 +4,9 @@
 //! `postgres://maas:maas@127.0.0.1/postgres`); `scripts/test` starts a
 //! server and sets it. Without it the cases skip loudly, except under CI.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 

@@ -1,5 +1,8 @@
 //! The store conformance suite on SQLite, one fresh database file per case.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use std::sync::Arc;
 
 use maas_store::Store;

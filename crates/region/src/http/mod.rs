@@ -136,11 +136,11 @@ async fn api(region: Arc<Region>, request: Request, rest: String) -> Response {
 
     // The `op-<name>` path suffix (MAAS 3.3+) stands for `?op=<name>`.
     let mut path_op = None;
-    if let Some((head, tail)) = rest.rsplit_once('/') {
-        if let Some(op) = tail.strip_prefix("op-") {
-            path_op = Some(op.to_owned());
-            rest = format!("{head}/");
-        }
+    if let Some((head, tail)) = rest.rsplit_once('/')
+        && let Some(op) = tail.strip_prefix("op-")
+    {
+        path_op = Some(op.to_owned());
+        rest = format!("{head}/");
     }
 
     let Some((resource, path_params)) = find_resource(&region.resources, &rest) else {
@@ -269,14 +269,13 @@ async fn dispatch(
             )));
         }
     };
-    if resource.admin {
-        if let Some(user) = &request.user {
-            if !user.is_superuser {
-                return Err(ServiceError::forbidden(
-                    "User is not allowed access to this API.",
-                ));
-            }
-        }
+    if resource.admin
+        && let Some(user) = &request.user
+        && !user.is_superuser
+    {
+        return Err(ServiceError::forbidden(
+            "User is not allowed access to this API.",
+        ));
     }
     let for_method: Vec<&crate::api::Action> = handler
         .actions

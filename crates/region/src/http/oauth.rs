@@ -104,10 +104,10 @@ pub enum OAuthError {
 
 /// Checks everything that does not need the database: version, method and timestamp.
 pub fn check_request(oauth: &OAuthParams, now_secs: i64) -> Result<(), OAuthError> {
-    if let Some(version) = &oauth.version {
-        if version != "1.0" {
-            return Err(OAuthError::Version(version.clone()));
-        }
+    if let Some(version) = &oauth.version
+        && version != "1.0"
+    {
+        return Err(OAuthError::Version(version.clone()));
     }
     if oauth.signature_method != "PLAINTEXT" {
         return Err(OAuthError::SignatureMethod(oauth.signature_method.clone()));

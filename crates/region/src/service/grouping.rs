@@ -92,10 +92,10 @@ pub async fn delete_zone(store: &dyn Store, caller: &User, zone: &Zone) -> Servi
 
 /// A pool by id or by name, as `resourcepool/{id}/` accepts either.
 pub async fn pool(store: &dyn Store, id_or_name: &str) -> ServiceResult<ResourcePool> {
-    if let Ok(id) = id_or_name.parse::<i64>() {
-        if let Some(pool) = store.pool_by_id(id).await? {
-            return Ok(pool);
-        }
+    if let Ok(id) = id_or_name.parse::<i64>()
+        && let Some(pool) = store.pool_by_id(id).await?
+    {
+        return Ok(pool);
     }
     store
         .pool_by_name(id_or_name)
@@ -239,13 +239,13 @@ pub async fn update_nodes(
     params: &Params,
 ) -> ServiceResult<TagChanges> {
     admin(caller)?;
-    if let Some(definition) = params.get("definition") {
-        if definition != tag.definition {
-            return Err(ServiceError::conflict(format!(
-                "Definition supplied '{definition}' doesn't match current definition '{}'",
-                tag.definition
-            )));
-        }
+    if let Some(definition) = params.get("definition")
+        && definition != tag.definition
+    {
+        return Err(ServiceError::conflict(format!(
+            "Definition supplied '{definition}' doesn't match current definition '{}'",
+            tag.definition
+        )));
     }
     let add: Vec<String> = params.all("add").iter().map(|s| (*s).to_owned()).collect();
     let remove: Vec<String> = params

@@ -215,13 +215,13 @@ impl CreateMachine {
             .get("min_hwe_kernel")
             .filter(|k| !k.is_empty())
             .map(str::to_owned);
-        if let Some(kernel) = &min_hwe_kernel {
-            if !(kernel.starts_with("hwe-") || kernel.starts_with("ga-")) {
-                errors.add(
-                    "min_hwe_kernel",
-                    "min_hwe_kernel must start with 'hwe-' or 'ga-'.",
-                );
-            }
+        if let Some(kernel) = &min_hwe_kernel
+            && !(kernel.starts_with("hwe-") || kernel.starts_with("ga-"))
+        {
+            errors.add(
+                "min_hwe_kernel",
+                "min_hwe_kernel must start with 'hwe-' or 'ga-'.",
+            );
         }
         let commission = bool_param(params, "commission", &mut errors);
         let deployed = bool_param(params, "deployed", &mut errors).unwrap_or(false);
@@ -300,12 +300,11 @@ pub async fn create(
 ) -> ServiceResult<Node> {
     let in_use = store.macs_in_use(&input.mac_addresses).await?;
     if !in_use.is_empty() {
-        if matches!(creator, Creator::Anonymous) {
-            if let Some(existing) = store.node_by_mac(&in_use[0]).await? {
-                if matches!(existing.status, NodeStatus::New | NodeStatus::Commissioning) {
-                    return re_enlist(store, existing, input, now).await;
-                }
-            }
+        if matches!(creator, Creator::Anonymous)
+            && let Some(existing) = store.node_by_mac(&in_use[0]).await?
+            && matches!(existing.status, NodeStatus::New | NodeStatus::Commissioning)
+        {
+            return re_enlist(store, existing, input, now).await;
         }
         return Err(ServiceError::field(
             "mac_addresses",
@@ -438,10 +437,10 @@ async fn re_enlist(
 }
 
 async fn domain_id(store: &dyn Store, name_or_id: &str) -> ServiceResult<i64> {
-    if let Ok(id) = name_or_id.parse::<i64>() {
-        if let Some(domain) = store.domain_by_id(id).await? {
-            return Ok(domain.id);
-        }
+    if let Ok(id) = name_or_id.parse::<i64>()
+        && let Some(domain) = store.domain_by_id(id).await?
+    {
+        return Ok(domain.id);
     }
     store
         .domain_by_name(name_or_id)
@@ -855,13 +854,13 @@ pub async fn update(
             }
         }
     }
-    if let Some(disable) = params.get("disable_ipv4") {
-        if maas_domain::parse_bool(disable) != Ok(false) {
-            errors.add(
-                "disable_ipv4",
-                "Only false is supported: IPv4 can't be disabled.",
-            );
-        }
+    if let Some(disable) = params.get("disable_ipv4")
+        && maas_domain::parse_bool(disable) != Ok(false)
+    {
+        errors.add(
+            "disable_ipv4",
+            "Only false is supported: IPv4 can't be disabled.",
+        );
     }
     if let Some(cpus) = params.get("cpu_count") {
         match cpus.trim().parse::<i64>() {
@@ -964,7 +963,7 @@ mod tests {
     #[test]
     fn architectures() {
         assert_eq!(architecture("amd64", None).as_deref(), Ok("amd64/generic"));
-        assert_eq!(architecture("amd64", Some("hwe-22.04")).is_err(), true);
+        assert!(architecture("amd64", Some("hwe-22.04")).is_err());
         assert_eq!(
             architecture("arm64/xgene", None).as_deref(),
             Ok("arm64/xgene")

@@ -1,6 +1,9 @@
 //! The region's REST API driven in memory through the router, with requests
 //! built exactly as the `maas` CLI builds them.
 
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 mod auth;

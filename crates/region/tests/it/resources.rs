@@ -506,7 +506,7 @@ async fn fabrics_vlans_spaces_subnets_and_ranges() {
     let moved = t
         .put(
             &format!("subnets/{id}/"),
-            p().text("vlan", &vlan["id"].to_string()),
+            p().text("vlan", vlan["id"].to_string()),
         )
         .await;
     moved.expect(200);
