@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod ids;
+pub mod lifecycle;
 pub mod net;
 pub mod status;
 pub mod values;
