@@ -25,7 +25,12 @@ impl Fixture {
         let now = 1_700_000_000_000;
         let admin = users::create_user(
             store,
-            users::NewUserInput { username: "admin", email: "admin@example.com", password: Some("bench"), is_superuser: true },
+            users::NewUserInput {
+                username: "admin",
+                email: "admin@example.com",
+                password: Some("bench"),
+                is_superuser: true,
+            },
             now,
         )
         .await
@@ -36,7 +41,12 @@ impl Fixture {
             let name = format!("owner{i}");
             let user = users::create_user(
                 store,
-                users::NewUserInput { username: &name, email: &format!("{name}@example.com"), password: None, is_superuser: false },
+                users::NewUserInput {
+                    username: &name,
+                    email: &format!("{name}@example.com"),
+                    password: None,
+                    is_superuser: false,
+                },
                 now,
             )
             .await
@@ -44,13 +54,23 @@ impl Fixture {
             owners.push(user.id);
         }
         let mut tags = Vec::new();
-        for name in ["virtual", "gpu", "ssd", "nvme", "rack-a", "rack-b", "10g", "25g", "uefi", "legacy"] {
+        for name in [
+            "virtual", "gpu", "ssd", "nvme", "rack-a", "rack-b", "10g", "25g", "uefi", "legacy",
+        ] {
             let tag = store
-                .create_tag(Tag { id: 0, name: name.into(), definition: String::new(), comment: format!("{name} machines"), kernel_opts: None })
+                .create_tag(Tag {
+                    id: 0,
+                    name: name.into(),
+                    definition: String::new(),
+                    comment: format!("{name} machines"),
+                    kernel_opts: None,
+                })
                 .await?;
             tags.push((tag.id, tag.name));
         }
-        let fabric = store.create_fabric(Some("bench"), "benchmark fabric", Some("10g"), now).await?;
+        let fabric = store
+            .create_fabric(Some("bench"), "benchmark fabric", Some("10g"), now)
+            .await?;
         let space = store.create_space("bench-space", "", now).await?;
         let mut vlans = Vec::new();
         for i in 0..VLANS {
@@ -97,7 +117,12 @@ impl Fixture {
             vlans.push((vlan.id, subnet.id, base));
         }
         Ok(Fixture {
-            admin_key: format!("{}:{}:{}", token.consumer_key, token.token_key, token.token_secret.expose()),
+            admin_key: format!(
+                "{}:{}:{}",
+                token.consumer_key,
+                token.token_key,
+                token.token_secret.expose()
+            ),
             owners,
             tags,
             vlans,
@@ -107,13 +132,29 @@ impl Fixture {
     fn inventory(&self, index: usize) -> Inventory {
         let mac = |nic: usize| {
             let n = index * 8 + nic;
-            format!("00:16:3e:{:02x}:{:02x}:{:02x}", (n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff)
+            format!(
+                "00:16:3e:{:02x}:{:02x}:{:02x}",
+                (n >> 16) & 0xff,
+                (n >> 8) & 0xff,
+                n & 0xff
+            )
         };
         let ip = |vlan: usize| {
             let (_, _, base) = self.vlans[vlan];
-            format!("10.{}.{}.{}", base + ((index >> 16) & 0x0f) as u8, (index >> 8) & 0xff, index & 0xff)
+            format!(
+                "10.{}.{}.{}",
+                base + ((index >> 16) & 0x0f) as u8,
+                (index >> 8) & 0xff,
+                index & 0xff
+            )
         };
-        let nic = |name: String, mac: String, vlan: usize, parents: Vec<usize>, kind: InterfaceType, link: NewIpLink, boot: bool| NewInterface {
+        let nic = |name: String,
+                   mac: String,
+                   vlan: usize,
+                   parents: Vec<usize>,
+                   kind: InterfaceType,
+                   link: NewIpLink,
+                   boot: bool| NewInterface {
             name,
             kind,
             mac_address: Some(mac),
@@ -124,31 +165,113 @@ impl Fixture {
             } else {
                 String::new()
             },
-            tags: if kind == InterfaceType::Physical { vec!["sriov".into()] } else { vec![] },
+            tags: if kind == InterfaceType::Physical {
+                vec!["sriov".into()]
+            } else {
+                vec![]
+            },
             vendor: (kind == InterfaceType::Physical).then(|| "Intel Corporation".to_owned()),
-            product: (kind == InterfaceType::Physical).then(|| "Ethernet Controller X710 for 10GbE SFP+".to_owned()),
-            firmware_version: (kind == InterfaceType::Physical).then(|| "6.01 0x800035da 1.1747.0".to_owned()),
+            product: (kind == InterfaceType::Physical)
+                .then(|| "Ethernet Controller X710 for 10GbE SFP+".to_owned()),
+            firmware_version: (kind == InterfaceType::Physical)
+                .then(|| "6.01 0x800035da 1.1747.0".to_owned()),
             link_connected: true,
             interface_speed: 10_000,
             link_speed: 10_000,
             numa_node: Some(0),
-            sriov_max_vf: if kind == InterfaceType::Physical { 64 } else { 0 },
+            sriov_max_vf: if kind == InterfaceType::Physical {
+                64
+            } else {
+                0
+            },
             mtu: 9000,
             parents,
             links: vec![link],
             boot,
         };
-        let link_up = |vlan: usize| NewIpLink { mode: LinkMode::LinkUp, subnet_id: Some(self.vlans[vlan].1), ip: None };
-        let static_ip = |vlan: usize| NewIpLink { mode: LinkMode::Static, subnet_id: Some(self.vlans[vlan].1), ip: Some(ip(vlan)) };
+        let link_up = |vlan: usize| NewIpLink {
+            mode: LinkMode::LinkUp,
+            subnet_id: Some(self.vlans[vlan].1),
+            ip: None,
+        };
+        let static_ip = |vlan: usize| NewIpLink {
+            mode: LinkMode::Static,
+            subnet_id: Some(self.vlans[vlan].1),
+            ip: Some(ip(vlan)),
+        };
         let interfaces = vec![
-            nic("eth0".into(), mac(0), 0, vec![], InterfaceType::Physical, static_ip(0), true),
-            nic("eth1".into(), mac(1), 0, vec![], InterfaceType::Physical, link_up(0), false),
-            nic("eth2".into(), mac(2), 1, vec![], InterfaceType::Physical, link_up(1), false),
-            nic("eth3".into(), mac(3), 1, vec![], InterfaceType::Physical, link_up(1), false),
-            nic("bond0".into(), mac(0), 2, vec![0, 1], InterfaceType::Bond, static_ip(2), false),
-            nic("bond1".into(), mac(2), 3, vec![2, 3], InterfaceType::Bond, static_ip(3), false),
-            nic("bond0.14".into(), mac(0), 4, vec![4], InterfaceType::Vlan, static_ip(4), false),
-            nic("bond1.15".into(), mac(2), 5, vec![5], InterfaceType::Vlan, static_ip(5), false),
+            nic(
+                "eth0".into(),
+                mac(0),
+                0,
+                vec![],
+                InterfaceType::Physical,
+                static_ip(0),
+                true,
+            ),
+            nic(
+                "eth1".into(),
+                mac(1),
+                0,
+                vec![],
+                InterfaceType::Physical,
+                link_up(0),
+                false,
+            ),
+            nic(
+                "eth2".into(),
+                mac(2),
+                1,
+                vec![],
+                InterfaceType::Physical,
+                link_up(1),
+                false,
+            ),
+            nic(
+                "eth3".into(),
+                mac(3),
+                1,
+                vec![],
+                InterfaceType::Physical,
+                link_up(1),
+                false,
+            ),
+            nic(
+                "bond0".into(),
+                mac(0),
+                2,
+                vec![0, 1],
+                InterfaceType::Bond,
+                static_ip(2),
+                false,
+            ),
+            nic(
+                "bond1".into(),
+                mac(2),
+                3,
+                vec![2, 3],
+                InterfaceType::Bond,
+                static_ip(3),
+                false,
+            ),
+            nic(
+                "bond0.14".into(),
+                mac(0),
+                4,
+                vec![4],
+                InterfaceType::Vlan,
+                static_ip(4),
+                false,
+            ),
+            nic(
+                "bond1.15".into(),
+                mac(2),
+                5,
+                vec![5],
+                InterfaceType::Vlan,
+                static_ip(5),
+                false,
+            ),
         ];
         let fs = |fstype: &str, point: &str, uuid: String| Filesystem {
             fstype: fstype.into(),
@@ -157,14 +280,39 @@ impl Fixture {
             mount_point: Some(point.into()),
             mount_options: None,
         };
-        let uuid = |disk: usize, part: usize| format!("{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}", index, disk, part, disk * 16 + part, index * 97 + disk);
+        let uuid = |disk: usize, part: usize| {
+            format!(
+                "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+                index,
+                disk,
+                part,
+                disk * 16 + part,
+                index * 97 + disk
+            )
+        };
         let mut block_devices = Vec::new();
         for disk in 0..7 {
-            let size: i64 = if disk == 0 { 480_103_981_056 } else { 1_920_383_410_176 };
+            let size: i64 = if disk == 0 {
+                480_103_981_056
+            } else {
+                1_920_383_410_176
+            };
             let partitions = if disk == 0 {
                 vec![
-                    NewPartition { uuid: Some(uuid(disk, 1)), size: 536_870_912, bootable: true, tags: vec![], filesystem: Some(fs("fat32", "/boot/efi", uuid(disk, 11))) },
-                    NewPartition { uuid: Some(uuid(disk, 2)), size: size - 536_870_912 - 4_194_304, bootable: false, tags: vec![], filesystem: Some(fs("ext4", "/", uuid(disk, 12))) },
+                    NewPartition {
+                        uuid: Some(uuid(disk, 1)),
+                        size: 536_870_912,
+                        bootable: true,
+                        tags: vec![],
+                        filesystem: Some(fs("fat32", "/boot/efi", uuid(disk, 11))),
+                    },
+                    NewPartition {
+                        uuid: Some(uuid(disk, 2)),
+                        size: size - 536_870_912 - 4_194_304,
+                        bootable: false,
+                        tags: vec![],
+                        filesystem: Some(fs("ext4", "/", uuid(disk, 12))),
+                    },
                 ]
             } else {
                 vec![NewPartition {
@@ -178,7 +326,11 @@ impl Fixture {
             block_devices.push(NewBlockDevice {
                 name: format!("sd{}", (b'a' + disk as u8) as char),
                 kind: BlockDeviceType::Physical,
-                model: Some(if disk == 0 { "SAMSUNG MZ7LH480".into() } else { "SAMSUNG MZ7LH1T9".into() }),
+                model: Some(if disk == 0 {
+                    "SAMSUNG MZ7LH480".into()
+                } else {
+                    "SAMSUNG MZ7LH1T9".into()
+                }),
                 serial: Some(format!("S455NY0M{index:06}{disk}")),
                 id_path: Some(format!("/dev/disk/by-id/wwn-0x5002538e{index:08x}{disk:x}")),
                 size,
@@ -222,7 +374,12 @@ impl Fixture {
     }
 
     /// Adds `count` machines, numbered from `first`; returns their system ids.
-    pub async fn load(&self, store: &dyn Store, first: usize, count: usize) -> anyhow::Result<Vec<String>> {
+    pub async fn load(
+        &self,
+        store: &dyn Store,
+        first: usize,
+        count: usize,
+    ) -> anyhow::Result<Vec<String>> {
         let mut ids = Vec::with_capacity(count);
         for index in first..first + count {
             let node = loop {
@@ -242,7 +399,10 @@ impl Fixture {
                         min_hwe_kernel: None,
                         power_type: "ipmi".into(),
                         power_parameters: [
-                            ("power_address".to_owned(), format!("10.250.{}.{}", index / 250, index % 250)),
+                            (
+                                "power_address".to_owned(),
+                                format!("10.250.{}.{}", index / 250, index % 250),
+                            ),
                             ("power_user".to_owned(), "maas".to_owned()),
                             ("power_pass".to_owned(), "secret".to_owned()),
                             ("power_driver".to_owned(), "LAN_2_0".to_owned()),
@@ -259,27 +419,38 @@ impl Fixture {
                     Err(other) => return Err(other.into()),
                 }
             };
-            store.set_inventory(node.id, self.inventory(index), 1_700_000_000_000).await?;
+            store
+                .set_inventory(node.id, self.inventory(index), 1_700_000_000_000)
+                .await?;
             let tag_ids: Vec<usize> = vec![index % 10, (index / 10) % 10, (index / 100) % 10];
             for t in tag_ids {
-                store.tag_nodes(self.tags[t].0, std::slice::from_ref(&node.system_id), &[]).await?;
+                store
+                    .tag_nodes(self.tags[t].0, std::slice::from_ref(&node.system_id), &[])
+                    .await?;
             }
             let (to, owner) = if index % 2 == 0 {
-                (NodeStatus::Deployed, Some(self.owners[index % self.owners.len()]))
+                (
+                    NodeStatus::Deployed,
+                    Some(self.owners[index % self.owners.len()]),
+                )
             } else {
                 (NodeStatus::Ready, None)
             };
             store
-                .change_status(node.id, StatusChange {
-                    from: NodeStatus::New,
-                    to,
-                    owner: Some(owner),
-                    owner_must_be: None,
-                    agent_name: None,
-                    status_expires: None,
-                    error_description: None,
-                    updated: 1_700_000_000_000,
-                })
+                .change_status(
+                    node.id,
+                    StatusChange {
+                        from: NodeStatus::New,
+                        to,
+                        owner: Some(owner),
+                        owner_must_be: None,
+                        agent_name: None,
+                        status_expires: None,
+                        error_description: None,
+                        keep_previous: false,
+                        updated: 1_700_000_000_000,
+                    },
+                )
                 .await?;
             ids.push(node.system_id);
         }
@@ -289,8 +460,14 @@ impl Fixture {
 
 /// A cheap deterministic mix, so reruns make the same ids; collisions retry.
 fn rand_u64(seed: u64) -> u64 {
-    let mut x = seed.wrapping_add(0x9E37_79B9_7F4A_7C15).wrapping_add(std::process::id() as u64);
+    let mut x = seed
+        .wrapping_add(0x9E37_79B9_7F4A_7C15)
+        .wrapping_add(std::process::id() as u64);
     x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    x ^ (x >> 31) ^ (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos() as u64).unwrap_or(0))
+    x ^ (x >> 31)
+        ^ (std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos() as u64)
+            .unwrap_or(0))
 }

@@ -23,7 +23,10 @@ struct Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
         let _ = self.child.wait();
     }
 }
@@ -37,7 +40,10 @@ fn maas_binary() -> anyhow::Result<PathBuf> {
     if candidate.exists() {
         return Ok(candidate);
     }
-    bail!("no maas binary next to {}; build it (cargo build --release -p maas-cli) or set MAAS_BIN", here.display())
+    bail!(
+        "no maas binary next to {}; build it (cargo build --release -p maas-cli) or set MAAS_BIN",
+        here.display()
+    )
 }
 
 fn start_server(data_dir: &std::path::Path) -> anyhow::Result<Server> {
@@ -54,7 +60,10 @@ fn start_server(data_dir: &std::path::Path) -> anyhow::Result<Server> {
     let (sender, receiver) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         use std::io::BufRead;
-        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
             if let Ok(value) = serde_json::from_str::<serde_json::Value>(&line) {
                 if let Some(listen) = value["fields"]["listen"].as_str() {
                     let _ = sender.send(listen.to_owned());
@@ -62,8 +71,13 @@ fn start_server(data_dir: &std::path::Path) -> anyhow::Result<Server> {
             }
         }
     });
-    let listen = receiver.recv_timeout(Duration::from_secs(60)).context("waiting for the region to listen")?;
-    Ok(Server { child, url: format!("http://{listen}") })
+    let listen = receiver
+        .recv_timeout(Duration::from_secs(60))
+        .context("waiting for the region to listen")?;
+    Ok(Server {
+        child,
+        url: format!("http://{listen}"),
+    })
 }
 
 /// Resident memory and its peak, in KiB, from /proc.
@@ -88,15 +102,24 @@ struct Http {
 
 impl Http {
     /// Sends a signed request and reads the body to the end without keeping it.
-    fn call(&self, method: &str, path: &str, form: Option<&[(&str, String)]>) -> anyhow::Result<(u16, u64, Duration)> {
+    fn call(
+        &self,
+        method: &str,
+        path: &str,
+        form: Option<&[(&str, String)]>,
+    ) -> anyhow::Result<(u16, u64, Duration)> {
         let url = format!("{}{path}", self.base);
         let auth = self.credentials.sign_now();
         let started = Instant::now();
         let response = match (method, form) {
             ("GET", _) => self.agent.get(&url).header("Authorization", &auth).call(),
             ("POST", Some(fields)) => {
-                let pairs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
-                self.agent.post(&url).header("Authorization", &auth).send_form(pairs)
+                let pairs: Vec<(&str, &str)> =
+                    fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                self.agent
+                    .post(&url)
+                    .header("Authorization", &auth)
+                    .send_form(pairs)
             }
             _ => bail!("unsupported request {method}"),
         }
@@ -133,7 +156,13 @@ struct Row {
     maas: &'static str,
 }
 
-fn measure(http: &Http, call: &str, runs: usize, maas: &'static str, mut request: impl FnMut(usize) -> anyhow::Result<(u16, u64, Duration)>) -> anyhow::Result<Row> {
+fn measure(
+    http: &Http,
+    call: &str,
+    runs: usize,
+    maas: &'static str,
+    mut request: impl FnMut(usize) -> anyhow::Result<(u16, u64, Duration)>,
+) -> anyhow::Result<Row> {
     let mut times = Vec::with_capacity(runs);
     let mut bytes = 0;
     // One warm-up request, not counted.
@@ -148,7 +177,14 @@ fn measure(http: &Http, call: &str, runs: usize, maas: &'static str, mut request
     }
     let _ = http;
     times.sort();
-    Ok(Row { call: call.to_owned(), runs, p50: percentile(&times, 50.0), p99: percentile(&times, 99.0), bytes, maas })
+    Ok(Row {
+        call: call.to_owned(),
+        runs,
+        p50: percentile(&times, 50.0),
+        p99: percentile(&times, 99.0),
+        bytes,
+        maas,
+    })
 }
 
 fn ms(d: Duration) -> String {
@@ -165,36 +201,59 @@ fn main() -> anyhow::Result<()> {
         }
     }
     let max: usize = match args.iter().position(|a| a == "--max") {
-        Some(i) => args.get(i + 1).context("--max needs a number")?.parse().context("--max needs a number")?,
+        Some(i) => args
+            .get(i + 1)
+            .context("--max needs a number")?
+            .parse()
+            .context("--max needs a number")?,
         None => 10_000,
     };
     let runtime = tokio::runtime::Runtime::new()?;
     let dir = tempfile::tempdir()?;
     let data_dir = dir.path().join("data");
     std::fs::create_dir_all(&data_dir)?;
-    let status = Command::new(maas_binary()?).args(["init", "--data-dir"]).arg(&data_dir).status()?;
+    let status = Command::new(maas_binary()?)
+        .args(["init", "--data-dir"])
+        .arg(&data_dir)
+        .status()?;
     if !status.success() {
         bail!("maas init failed");
     }
-    let store = runtime.block_on(maas_store_sql::connect(data_dir.join("maas.db").to_str().context("path")?))?;
+    let store = runtime.block_on(maas_store_sql::connect(
+        data_dir.join("maas.db").to_str().context("path")?,
+    ))?;
     let fixture = runtime.block_on(fleet::Fixture::create(store.as_ref()))?;
     let credentials = Credentials::parse(&fixture.admin_key)?;
 
     let server = start_server(&data_dir)?;
     let pid = server.child.id();
-    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
-    let http = Http { agent, base: format!("{}/MAAS/api/2.0/", server.url), credentials };
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let http = Http {
+        agent,
+        base: format!("{}/MAAS/api/2.0/", server.url),
+        credentials,
+    };
 
     let (rss_start, _) = memory_kib(pid);
     let mut rows = Vec::new();
     let mut loaded = 0;
-    let sizes: Vec<usize> = [100, 1_000, 10_000].into_iter().filter(|n| *n <= max).collect();
+    let sizes: Vec<usize> = [100, 1_000, 10_000]
+        .into_iter()
+        .filter(|n| *n <= max)
+        .collect();
     let mut system_ids: Vec<String> = Vec::new();
     for &size in &sizes {
         let started = Instant::now();
         let ids = runtime.block_on(fixture.load(store.as_ref(), loaded, size - loaded))?;
         system_ids.extend(ids);
-        eprintln!("loaded {} machines in {:.1} s", size - loaded, started.elapsed().as_secs_f64());
+        eprintln!(
+            "loaded {} machines in {:.1} s",
+            size - loaded,
+            started.elapsed().as_secs_f64()
+        );
         loaded = size;
         let runs = match size {
             100 => 30,
@@ -205,22 +264,40 @@ fn main() -> anyhow::Result<()> {
             100 => "2.97 s (4.3 MB)",
             _ => "not measured",
         };
-        rows.push(measure(&http, &format!("GET machines/ ({size})"), runs, maas, |_| http.call("GET", "machines/", None))?);
+        rows.push(measure(
+            &http,
+            &format!("GET machines/ ({size})"),
+            runs,
+            maas,
+            |_| http.call("GET", "machines/", None),
+        )?);
         if size == 100 {
-            let (status, size, _) = http.call("GET", &format!("machines/{}/", system_ids[0]), None)?;
+            let (status, size, _) =
+                http.call("GET", &format!("machines/{}/", system_ids[0]), None)?;
             eprintln!("one machine: HTTP {status}, {size} bytes of JSON");
         }
     }
     let (_, peak_after_lists) = memory_kib(pid);
     let ids = system_ids.clone();
-    rows.push(measure(&http, "GET machines/{system_id}/", 300, "188 ms", |i| {
-        let id = &ids[i.wrapping_mul(7919) % ids.len()];
-        http.call("GET", &format!("machines/{id}/"), None)
-    })?);
+    rows.push(measure(
+        &http,
+        "GET machines/{system_id}/",
+        300,
+        "188 ms",
+        |i| {
+            let id = &ids[i.wrapping_mul(7919) % ids.len()];
+            http.call("GET", &format!("machines/{id}/"), None)
+        },
+    )?);
     let mut counter = 0u32;
     rows.push(measure(&http, "POST machines/", 300, "154 ms", |_| {
         counter += 1;
-        let mac = format!("52:54:01:{:02x}:{:02x}:{:02x}", (counter >> 16) & 0xff, (counter >> 8) & 0xff, counter & 0xff);
+        let mac = format!(
+            "52:54:01:{:02x}:{:02x}:{:02x}",
+            (counter >> 16) & 0xff,
+            (counter >> 8) & 0xff,
+            counter & 0xff
+        );
         let form = [
             ("architecture", "amd64/generic".to_owned()),
             ("mac_addresses", mac),
@@ -231,7 +308,9 @@ fn main() -> anyhow::Result<()> {
     let (rss_end, peak) = memory_kib(pid);
 
     println!("\nRegion API benchmark: machines shaped like MAAS's performance data set");
-    println!("(8 interfaces with VLANs and links, 7 block devices with partitions, tags, owners), SQLite, one client, sequential requests.\n");
+    println!(
+        "(8 interfaces with VLANs and links, 7 block devices with partitions, tags, owners), SQLite, one client, sequential requests.\n"
+    );
     println!("| call | runs | p50 | p99 | response | Canonical MAAS p50 |");
     println!("|---|---|---|---|---|---|");
     for row in &rows {

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use maas_domain::{NodeStatus, NodeType, PowerState};
 use maas_store::{
+    ExpiredNode, NewScriptResult, NodeToken, Script, ScriptResult, ScriptResultUpdate, ScriptSet, ScriptStore,
     ApiToken, BlockDevice, BlockDeviceType, ConfigStore, Domain, Event, EventLevel, EventQuery,
     Fabric, GroupingStore, Interface, InterfaceType, Inventory, IpLink, IpRange, IpRangeFields,
     LinkMode, Millis, NetworkCatalog, NetworkStore, NewEvent, NewNode, NewToken, NewUser, Node,
@@ -283,6 +284,16 @@ fn node_from_row(row: &DbRow) -> StoreResult<Node> {
         tags: Vec::new(),
         interfaces: Vec::new(),
         block_devices: Vec::new(),
+        user_data: col!(row, "user_data"),
+        enlisting: col!(row, "enlisting"),
+        enable_ssh: col!(row, "enable_ssh"),
+        skip_networking: col!(row, "skip_networking"),
+        skip_storage: col!(row, "skip_storage"),
+        install_kvm: col!(row, "install_kvm"),
+        current_commissioning_set_id: col!(row, "current_commissioning_set_id"),
+        current_testing_set_id: col!(row, "current_testing_set_id"),
+        current_installation_set_id: col!(row, "current_installation_set_id"),
+        current_release_set_id: col!(row, "current_release_set_id"),
     })
 }
 
@@ -1788,6 +1799,16 @@ impl NodeStore for StoreImpl {
         set!(distro_series, "distro_series");
         set!(error_description, "error_description");
         set!(agent_name, "agent_name");
+        set!(ephemeral_deploy, "ephemeral_deploy");
+        set!(enable_hw_sync, "enable_hw_sync");
+        set!(enable_kernel_crash_dump, "enable_kernel_crash_dump");
+        set!(user_data, "user_data");
+        set!(enlisting, "enlisting");
+        set!(enable_ssh, "enable_ssh");
+        set!(skip_networking, "skip_networking");
+        set!(skip_storage, "skip_storage");
+        set!(install_kvm, "install_kvm");
+        set!(status_expires, "status_expires");
         if let Some(params) = u.power_parameters {
             qb.push(", power_parameters = ");
             qb.push_bind(convert::map_to_json(&params));
@@ -1817,7 +1838,7 @@ impl NodeStore for StoreImpl {
     async fn change_status(&self, id: i64, c: StatusChange) -> StoreResult<bool> {
         let mut qb = QueryBuilder::<Db>::new("UPDATE nodes SET status = ");
         qb.push_bind(c.to.number());
-        qb.push(", previous_status = status, updated = ");
+        qb.push(if c.keep_previous { ", updated = " } else { ", previous_status = status, updated = " });
         qb.push_bind(c.updated);
         if let Some(owner) = c.owner {
             qb.push(", owner_id = ");
@@ -2038,6 +2059,431 @@ impl NodeStore for StoreImpl {
             events.reverse();
         }
         Ok(events)
+    }
+}
+
+
+fn script_from_row(row: &DbRow) -> StoreResult<Script> {
+    let tags: String = col!(row, "tags");
+    Ok(Script {
+        id: col!(row, "id"),
+        name: col!(row, "name"),
+        title: col!(row, "title"),
+        description: col!(row, "description"),
+        tags: convert::json_to_list(&tags, "script tags")?,
+        script_type: col!(row, "script_type"),
+        hardware_type: col!(row, "hardware_type"),
+        parallel: col!(row, "parallel"),
+        timeout_seconds: col!(row, "timeout_seconds"),
+        destructive: col!(row, "destructive"),
+        is_default: col!(row, "is_default"),
+        may_reboot: col!(row, "may_reboot"),
+        script: col!(row, "script"),
+    })
+}
+
+fn script_result_from_row(row: &DbRow, with_output: bool) -> StoreResult<ScriptResult> {
+    let blob = |name: &str| -> StoreResult<Option<Vec<u8>>> {
+        if with_output { Ok(row.try_get(name).map_err(convert::backend)?) } else { Ok(None) }
+    };
+    Ok(ScriptResult {
+        id: col!(row, "id"),
+        script_set_id: col!(row, "script_set_id"),
+        script_id: col!(row, "script_id"),
+        name: col!(row, "name"),
+        status: col!(row, "status"),
+        exit_status: col!(row, "exit_status"),
+        started: col!(row, "started"),
+        ended: col!(row, "ended"),
+        runtime: col!(row, "runtime"),
+        output: blob("output")?,
+        stdout: blob("stdout")?,
+        stderr: blob("stderr")?,
+        result: blob("result")?,
+        parameters: col!(row, "parameters"),
+        created: col!(row, "created"),
+        updated: col!(row, "updated"),
+    })
+}
+
+fn script_set_from_row(row: &DbRow) -> StoreResult<ScriptSet> {
+    Ok(ScriptSet {
+        id: col!(row, "id"),
+        node_id: col!(row, "node_id"),
+        result_type: col!(row, "result_type"),
+        last_ping: col!(row, "last_ping"),
+        created: col!(row, "created"),
+        results: Vec::new(),
+    })
+}
+
+/// Result columns without the output blobs, for listings.
+const RESULT_COLUMNS: &str = "id, script_set_id, script_id, name, status, exit_status, started, ended, runtime, \
+    parameters, created, updated";
+
+fn current_set_column(result_type: i64) -> &'static str {
+    match result_type {
+        maas_store::result_type::COMMISSIONING => "current_commissioning_set_id",
+        maas_store::result_type::INSTALLATION => "current_installation_set_id",
+        maas_store::result_type::RELEASE => "current_release_set_id",
+        _ => "current_testing_set_id",
+    }
+}
+
+#[async_trait]
+impl ScriptStore for StoreImpl {
+    async fn upsert_script(&self, script: Script, now: Millis) -> StoreResult<Script> {
+        let row = sqlx::query(
+            "INSERT INTO scripts (name, title, description, tags, script_type, hardware_type, parallel, \
+             timeout_seconds, destructive, is_default, may_reboot, script, created, updated) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+             ON CONFLICT (name) DO UPDATE SET title = excluded.title, description = excluded.description, \
+             tags = excluded.tags, script_type = excluded.script_type, hardware_type = excluded.hardware_type, \
+             parallel = excluded.parallel, timeout_seconds = excluded.timeout_seconds, \
+             destructive = excluded.destructive, is_default = excluded.is_default, may_reboot = excluded.may_reboot, \
+             script = excluded.script, updated = excluded.updated RETURNING *",
+        )
+        .bind(&script.name)
+        .bind(&script.title)
+        .bind(&script.description)
+        .bind(convert::list_to_json(&script.tags))
+        .bind(script.script_type)
+        .bind(script.hardware_type)
+        .bind(script.parallel)
+        .bind(script.timeout_seconds)
+        .bind(script.destructive)
+        .bind(script.is_default)
+        .bind(script.may_reboot)
+        .bind(&script.script)
+        .bind(now)
+        .bind(now)
+        .fetch_one(&self.write)
+        .await
+        .map_err(convert::backend)?;
+        script_from_row(&row)
+    }
+
+    async fn scripts(&self) -> StoreResult<Vec<Script>> {
+        let rows = sqlx::query("SELECT * FROM scripts ORDER BY name")
+            .fetch_all(&self.read)
+            .await
+            .map_err(convert::backend)?;
+        rows.iter().map(script_from_row).collect()
+    }
+
+    async fn script_by_name(&self, name: &str) -> StoreResult<Option<Script>> {
+        let row = sqlx::query("SELECT * FROM scripts WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.read)
+            .await
+            .map_err(convert::backend)?;
+        row.as_ref().map(script_from_row).transpose()
+    }
+
+    async fn delete_script(&self, id: i64) -> StoreResult<()> {
+        sqlx::query("DELETE FROM scripts WHERE id = $1")
+            .bind(id)
+            .execute(&self.write)
+            .await
+            .map_err(convert::backend)?;
+        Ok(())
+    }
+
+    async fn create_script_set(
+        &self,
+        node_id: i64,
+        result_type: i64,
+        results: Vec<NewScriptResult>,
+        now: Millis,
+    ) -> StoreResult<ScriptSet> {
+        let mut tx = self.write.begin().await.map_err(convert::backend)?;
+        let row = sqlx::query(
+            "INSERT INTO script_sets (node_id, result_type, last_ping, created) VALUES ($1, $2, NULL, $3) RETURNING *",
+        )
+        .bind(node_id)
+        .bind(result_type)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(convert::backend)?;
+        let mut set = script_set_from_row(&row)?;
+        for result in results {
+            let row = sqlx::query(&format!(
+                "INSERT INTO script_results (script_set_id, script_id, name, status, parameters, created, updated) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {RESULT_COLUMNS}"
+            ))
+            .bind(set.id)
+            .bind(result.script_id)
+            .bind(&result.name)
+            .bind(result.status)
+            .bind(&result.parameters)
+            .bind(now)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(convert::backend)?;
+            set.results.push(script_result_from_row(&row, false)?);
+        }
+        let done = sqlx::query(&format!("UPDATE nodes SET {} = $1 WHERE id = $2", current_set_column(result_type)))
+            .bind(set.id)
+            .bind(node_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(convert::backend)?;
+        if done.rows_affected() == 0 {
+            return Err(maas_store::StoreError::not_found("node"));
+        }
+        tx.commit().await.map_err(convert::backend)?;
+        Ok(set)
+    }
+
+    async fn script_set(&self, id: i64, with_output: bool) -> StoreResult<Option<ScriptSet>> {
+        let row = sqlx::query("SELECT * FROM script_sets WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await
+            .map_err(convert::backend)?;
+        let Some(row) = row else { return Ok(None) };
+        let mut set = script_set_from_row(&row)?;
+        let columns = if with_output { "*" } else { RESULT_COLUMNS };
+        let rows = sqlx::query(&format!("SELECT {columns} FROM script_results WHERE script_set_id = $1 ORDER BY id"))
+            .bind(id)
+            .fetch_all(&self.read)
+            .await
+            .map_err(convert::backend)?;
+        set.results = rows
+            .iter()
+            .map(|r| script_result_from_row(r, with_output))
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok(Some(set))
+    }
+
+    async fn script_sets(&self, node_id: i64) -> StoreResult<Vec<ScriptSet>> {
+        let rows = sqlx::query("SELECT * FROM script_sets WHERE node_id = $1 ORDER BY id DESC")
+            .bind(node_id)
+            .fetch_all(&self.read)
+            .await
+            .map_err(convert::backend)?;
+        let mut sets = rows.iter().map(script_set_from_row).collect::<StoreResult<Vec<_>>>()?;
+        if sets.is_empty() {
+            return Ok(sets);
+        }
+        let results = sqlx::query(&format!(
+            "SELECT r.{} FROM script_results r JOIN script_sets s ON s.id = r.script_set_id \
+             WHERE s.node_id = $1 ORDER BY r.id",
+            RESULT_COLUMNS.replace(", ", ", r.")
+        ))
+        .bind(node_id)
+        .fetch_all(&self.read)
+        .await
+        .map_err(convert::backend)?;
+        let index: HashMap<i64, usize> = sets.iter().enumerate().map(|(i, s)| (s.id, i)).collect();
+        for row in &results {
+            let result = script_result_from_row(row, false)?;
+            if let Some(&i) = index.get(&result.script_set_id) {
+                sets[i].results.push(result);
+            }
+        }
+        Ok(sets)
+    }
+
+    async fn add_script_result(&self, set_id: i64, result: NewScriptResult, now: Millis) -> StoreResult<ScriptResult> {
+        let row = sqlx::query(&format!(
+            "INSERT INTO script_results (script_set_id, script_id, name, status, parameters, created, updated) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {RESULT_COLUMNS}"
+        ))
+        .bind(set_id)
+        .bind(result.script_id)
+        .bind(&result.name)
+        .bind(result.status)
+        .bind(&result.parameters)
+        .bind(now)
+        .bind(now)
+        .fetch_one(&self.write)
+        .await
+        .map_err(convert::backend)?;
+        script_result_from_row(&row, false)
+    }
+
+    async fn update_script_result(&self, id: i64, u: ScriptResultUpdate) -> StoreResult<()> {
+        let mut qb = QueryBuilder::<Db>::new("UPDATE script_results SET updated = ");
+        qb.push_bind(u.updated);
+        macro_rules! set {
+            ($field:ident, $column:literal) => {
+                if let Some(value) = u.$field {
+                    qb.push(concat!(", ", $column, " = "));
+                    qb.push_bind(value);
+                }
+            };
+        }
+        set!(status, "status");
+        set!(exit_status, "exit_status");
+        set!(started, "started");
+        set!(ended, "ended");
+        set!(runtime, "runtime");
+        set!(output, "output");
+        set!(stdout, "stdout");
+        set!(stderr, "stderr");
+        set!(result, "result");
+        qb.push(" WHERE id = ");
+        qb.push_bind(id);
+        let done = qb
+            .build()
+            .persistent(false)
+            .execute(&self.write)
+            .await
+            .map_err(convert::backend)?;
+        if done.rows_affected() == 0 {
+            return Err(maas_store::StoreError::not_found("script result"));
+        }
+        Ok(())
+    }
+
+    async fn touch_script_set(&self, set_id: i64, now: Millis) -> StoreResult<()> {
+        sqlx::query("UPDATE script_sets SET last_ping = $1 WHERE id = $2")
+            .bind(now)
+            .bind(set_id)
+            .execute(&self.write)
+            .await
+            .map_err(convert::backend)?;
+        Ok(())
+    }
+
+    async fn set_result_statuses(&self, set_ids: &[i64], from: &[i64], to: i64, now: Millis) -> StoreResult<u64> {
+        if set_ids.is_empty() || from.is_empty() {
+            return Ok(0);
+        }
+        let mut qb = QueryBuilder::<Db>::new("UPDATE script_results SET status = ");
+        qb.push_bind(to);
+        qb.push(", updated = ");
+        qb.push_bind(now);
+        qb.push(" WHERE 1 = 1");
+        push_in(&mut qb, "script_set_id", set_ids, false);
+        push_in(&mut qb, "status", from, false);
+        let done = qb
+            .build()
+            .persistent(false)
+            .execute(&self.write)
+            .await
+            .map_err(convert::backend)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn node_token(&self, node_id: i64) -> StoreResult<Option<NodeToken>> {
+        let row = sqlx::query("SELECT * FROM node_tokens WHERE node_id = $1")
+            .bind(node_id)
+            .fetch_optional(&self.read)
+            .await
+            .map_err(convert::backend)?;
+        let Some(row) = row else { return Ok(None) };
+        let secret: String = col!(row, "token_secret");
+        Ok(Some(NodeToken {
+            node_id: col!(row, "node_id"),
+            consumer_key: col!(row, "consumer_key"),
+            token_key: col!(row, "token_key"),
+            token_secret: Secret::new(secret),
+        }))
+    }
+
+    async fn set_node_token(&self, token: NodeToken, now: Millis) -> StoreResult<()> {
+        let mut tx = self.write.begin().await.map_err(convert::backend)?;
+        sqlx::query("DELETE FROM node_tokens WHERE node_id = $1")
+            .bind(token.node_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(convert::backend)?;
+        sqlx::query(
+            "INSERT INTO node_tokens (node_id, consumer_key, token_key, token_secret, created) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(token.node_id)
+        .bind(&token.consumer_key)
+        .bind(&token.token_key)
+        .bind(token.token_secret.expose())
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(convert::backend)?;
+        tx.commit().await.map_err(convert::backend)
+    }
+
+    async fn delete_node_token(&self, node_id: i64) -> StoreResult<()> {
+        sqlx::query("DELETE FROM node_tokens WHERE node_id = $1")
+            .bind(node_id)
+            .execute(&self.write)
+            .await
+            .map_err(convert::backend)?;
+        Ok(())
+    }
+
+    async fn node_by_token(&self, token_key: &str) -> StoreResult<Option<(NodeToken, Node)>> {
+        let row = sqlx::query("SELECT * FROM node_tokens WHERE token_key = $1")
+            .bind(token_key)
+            .fetch_optional(&self.read)
+            .await
+            .map_err(convert::backend)?;
+        let Some(row) = row else { return Ok(None) };
+        let secret: String = col!(row, "token_secret");
+        let token = NodeToken {
+            node_id: col!(row, "node_id"),
+            consumer_key: col!(row, "consumer_key"),
+            token_key: col!(row, "token_key"),
+            token_secret: Secret::new(secret),
+        };
+        let node = self.one_node("n.id = $1", token.node_id).await?;
+        Ok(node.map(|n| (token, n)))
+    }
+
+    async fn expired_nodes(&self, now: Millis) -> StoreResult<Vec<ExpiredNode>> {
+        let rows = sqlx::query(
+            "SELECT id, system_id, status, status_expires FROM nodes \
+             WHERE status_expires IS NOT NULL AND status_expires <= $1 ORDER BY status_expires",
+        )
+        .bind(now)
+        .fetch_all(&self.read)
+        .await
+        .map_err(convert::backend)?;
+        rows.iter()
+            .map(|row| {
+                let status: i64 = col!(row, "status");
+                Ok(ExpiredNode {
+                    id: col!(row, "id"),
+                    system_id: col!(row, "system_id"),
+                    status: status_from(status)?,
+                    status_expires: col!(row, "status_expires"),
+                })
+            })
+            .collect()
+    }
+
+    async fn silent_nodes(&self, statuses: &[NodeStatus], result_type: i64, cutoff: Millis) -> StoreResult<Vec<ExpiredNode>> {
+        if statuses.is_empty() {
+            return Ok(Vec::new());
+        }
+        let numbers: Vec<i64> = statuses.iter().map(|s| s.number()).collect();
+        let mut qb = QueryBuilder::<Db>::new(format!(
+            "SELECT n.id, n.system_id, n.status, s.last_ping FROM nodes n JOIN script_sets s ON s.id = n.{} \
+             WHERE n.status_expires IS NULL AND s.last_ping IS NOT NULL AND s.last_ping < ",
+            current_set_column(result_type)
+        ));
+        qb.push_bind(cutoff);
+        push_in(&mut qb, "n.status", &numbers, false);
+        let rows = qb
+            .build()
+            .persistent(false)
+            .fetch_all(&self.read)
+            .await
+            .map_err(convert::backend)?;
+        rows.iter()
+            .map(|row| {
+                let status: i64 = col!(row, "status");
+                Ok(ExpiredNode {
+                    id: col!(row, "id"),
+                    system_id: col!(row, "system_id"),
+                    status: status_from(status)?,
+                    status_expires: col!(row, "last_ping"),
+                })
+            })
+            .collect()
     }
 }
 

@@ -23,7 +23,8 @@ macro_rules! store_suite {
             defaults_exist, users_and_tokens, sshkeys_and_config, zones_and_pools, tags_on_nodes,
             networks, nodes_create_and_read, node_filters, node_paging, inventory_round_trip,
             conditional_status_change_has_one_winner, node_updates, events_and_status_messages,
-            delete_user_transfers_nodes
+            delete_user_transfers_nodes, scripts_and_results, node_tokens, timers,
+            previous_status_kept, match_none
         );
     };
     (@cases $factory:expr; $($case:ident),* $(,)?) => {
@@ -86,6 +87,7 @@ fn status_change(from: NodeStatus, to: NodeStatus) -> StatusChange {
         agent_name: None,
         status_expires: None,
         error_description: None,
+        keep_previous: false,
         updated: 3_000,
     }
 }
@@ -1217,5 +1219,306 @@ pub mod cases {
             store.delete_user(leaver.id, None).await,
             Err(StoreError::NotFound { .. })
         ));
+    }
+
+    pub async fn scripts_and_results(store: Arc<dyn Store>) {
+        let script = |name: &str, body: &str| Script {
+            id: 0,
+            name: name.into(),
+            title: String::new(),
+            description: "builtin".into(),
+            tags: vec!["commissioning".into()],
+            script_type: script_type::COMMISSIONING,
+            hardware_type: 0,
+            parallel: 0,
+            timeout_seconds: 600,
+            destructive: false,
+            is_default: true,
+            may_reboot: false,
+            script: body.into(),
+        };
+        let first = store
+            .upsert_script(script("50-maas-01-commissioning", "#!/bin/sh\necho 1\n"), 1)
+            .await
+            .unwrap();
+        let again = store
+            .upsert_script(script("50-maas-01-commissioning", "#!/bin/sh\necho 2\n"), 2)
+            .await
+            .unwrap();
+        assert_eq!(first.id, again.id, "upsert keeps the id");
+        assert!(again.script.contains("echo 2"));
+        store
+            .upsert_script(script("maas-lshw", "lshw"), 1)
+            .await
+            .unwrap();
+        let names: Vec<String> = store
+            .scripts()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| s.name)
+            .collect();
+        assert_eq!(names, ["50-maas-01-commissioning", "maas-lshw"]);
+        assert!(store.script_by_name("maas-lshw").await.unwrap().is_some());
+
+        let node = store
+            .create_node(new_node("script", "scripted", &["52:54:00:00:08:01"]))
+            .await
+            .unwrap();
+        let results = vec![
+            NewScriptResult {
+                script_id: Some(first.id),
+                name: first.name.clone(),
+                status: 0,
+                parameters: "{}".into(),
+            },
+            NewScriptResult {
+                script_id: None,
+                name: "maas-lshw".into(),
+                status: 0,
+                parameters: "{}".into(),
+            },
+        ];
+        let set = store
+            .create_script_set(node.id, result_type::COMMISSIONING, results, 10)
+            .await
+            .unwrap();
+        assert_eq!(set.results.len(), 2);
+        let node = store.node_by_system_id("script").await.unwrap().unwrap();
+        assert_eq!(node.current_commissioning_set_id, Some(set.id));
+        assert_eq!(node.current_testing_set_id, None);
+        let update = ScriptResultUpdate {
+            status: Some(2),
+            exit_status: Some(Some(0)),
+            started: Some(11),
+            ended: Some(12),
+            runtime: Some("0:00:01".into()),
+            stdout: Some(b"{\"api_version\": \"1.0\"}".to_vec()),
+            output: Some(vec![0, 159, 146, 150]),
+            updated: 12,
+            ..ScriptResultUpdate::default()
+        };
+        store
+            .update_script_result(set.results[0].id, update)
+            .await
+            .unwrap();
+        store.touch_script_set(set.id, 13).await.unwrap();
+        let full = store.script_set(set.id, true).await.unwrap().unwrap();
+        assert_eq!(full.last_ping, Some(13));
+        assert_eq!(full.results[0].status, 2);
+        assert_eq!(full.results[0].exit_status, Some(0));
+        assert_eq!(
+            full.results[0].output.as_deref(),
+            Some(&[0u8, 159, 146, 150][..]),
+            "binary output survives"
+        );
+        let light = store.script_set(set.id, false).await.unwrap().unwrap();
+        assert_eq!(light.results[0].output, None);
+        let extra = store
+            .add_script_result(
+                set.id,
+                NewScriptResult {
+                    script_id: None,
+                    name: "custom".into(),
+                    status: 1,
+                    parameters: "{}".into(),
+                },
+                14,
+            )
+            .await
+            .unwrap();
+        assert_eq!(extra.status, 1);
+        let moved = store
+            .set_result_statuses(&[set.id], &[0, 1], 5, 15)
+            .await
+            .unwrap();
+        assert_eq!(
+            moved, 2,
+            "the pending lshw and the running custom result are aborted"
+        );
+        let testing = store
+            .create_script_set(node.id, result_type::TESTING, vec![], 20)
+            .await
+            .unwrap();
+        let sets = store.script_sets(node.id).await.unwrap();
+        assert_eq!(
+            sets.iter().map(|s| s.id).collect::<Vec<_>>(),
+            [testing.id, set.id],
+            "newest first"
+        );
+        assert_eq!(sets[1].results.len(), 3);
+        assert!(matches!(
+            store
+                .update_script_result(999_999, ScriptResultUpdate::default())
+                .await,
+            Err(StoreError::NotFound { .. })
+        ));
+        store.delete_node(node.id).await.unwrap();
+        assert!(
+            store.script_set(set.id, false).await.unwrap().is_none(),
+            "sets go with their node"
+        );
+    }
+
+    pub async fn node_tokens(store: Arc<dyn Store>) {
+        let node = store
+            .create_node(new_node("tokens", "tok", &["52:54:00:00:08:02"]))
+            .await
+            .unwrap();
+        assert!(store.node_token(node.id).await.unwrap().is_none());
+        let token = |k: &str| NodeToken {
+            node_id: node.id,
+            consumer_key: format!("ck-{k}"),
+            token_key: format!("tk-{k}"),
+            token_secret: Secret::new(format!("ts-{k}")),
+        };
+        store.set_node_token(token("a"), 1).await.unwrap();
+        store.set_node_token(token("b"), 2).await.unwrap();
+        assert_eq!(
+            store.node_token(node.id).await.unwrap(),
+            Some(token("b")),
+            "one token per node"
+        );
+        let (found, owner) = store.node_by_token("tk-b").await.unwrap().unwrap();
+        assert_eq!(found.token_secret.expose(), "ts-b");
+        assert_eq!(owner.system_id, "tokens");
+        assert!(store.node_by_token("tk-a").await.unwrap().is_none());
+        store.delete_node_token(node.id).await.unwrap();
+        assert!(store.node_by_token("tk-b").await.unwrap().is_none());
+    }
+
+    pub async fn timers(store: Arc<dyn Store>) {
+        let a = store
+            .create_node(new_node("timer1", "t1", &["52:54:00:00:08:03"]))
+            .await
+            .unwrap();
+        let b = store
+            .create_node(new_node("timer2", "t2", &["52:54:00:00:08:04"]))
+            .await
+            .unwrap();
+        let mut change = status_change(NodeStatus::New, NodeStatus::Commissioning);
+        change.status_expires = Some(Some(5_000));
+        assert!(store.change_status(a.id, change).await.unwrap());
+        let update = NodeUpdate {
+            status_expires: Some(Some(9_000)),
+            updated: 1,
+            ..NodeUpdate::default()
+        };
+        store.update_node(b.id, update).await.unwrap();
+        assert!(store.expired_nodes(4_999).await.unwrap().is_empty());
+        let due = store.expired_nodes(5_000).await.unwrap();
+        assert_eq!(due.len(), 1);
+        assert_eq!(
+            (due[0].system_id.as_str(), due[0].status),
+            ("timer1", NodeStatus::Commissioning)
+        );
+        assert_eq!(store.expired_nodes(10_000).await.unwrap().len(), 2);
+        // Heartbeat supervision: no timer, and the set went quiet.
+        let cleared = NodeUpdate {
+            status_expires: Some(None),
+            updated: 2,
+            ..NodeUpdate::default()
+        };
+        store.update_node(a.id, cleared).await.unwrap();
+        let set = store
+            .create_script_set(a.id, result_type::COMMISSIONING, vec![], 3)
+            .await
+            .unwrap();
+        assert!(
+            store
+                .silent_nodes(
+                    &[NodeStatus::Commissioning],
+                    result_type::COMMISSIONING,
+                    100
+                )
+                .await
+                .unwrap()
+                .is_empty(),
+            "never pinged"
+        );
+        store.touch_script_set(set.id, 50).await.unwrap();
+        let silent = store
+            .silent_nodes(
+                &[NodeStatus::Commissioning],
+                result_type::COMMISSIONING,
+                100,
+            )
+            .await
+            .unwrap();
+        assert_eq!(silent.len(), 1);
+        assert_eq!(silent[0].system_id, "timer1");
+        assert!(
+            store
+                .silent_nodes(&[NodeStatus::Commissioning], result_type::COMMISSIONING, 50)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            store
+                .silent_nodes(&[NodeStatus::Testing], result_type::COMMISSIONING, 100)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    pub async fn previous_status_kept(store: Arc<dyn Store>) {
+        let node = store
+            .create_node(new_node("prevst", "prev", &["52:54:00:00:08:05"]))
+            .await
+            .unwrap();
+        assert!(
+            store
+                .change_status(node.id, status_change(NodeStatus::New, NodeStatus::Ready))
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .change_status(
+                    node.id,
+                    status_change(NodeStatus::Ready, NodeStatus::Testing)
+                )
+                .await
+                .unwrap()
+        );
+        let mut back = status_change(NodeStatus::Testing, NodeStatus::Ready);
+        back.keep_previous = true;
+        assert!(store.change_status(node.id, back).await.unwrap());
+        let node = store.node_by_system_id("prevst").await.unwrap().unwrap();
+        assert_eq!(node.status, NodeStatus::Ready);
+        assert_eq!(
+            node.previous_status,
+            NodeStatus::Ready,
+            "left as it was before testing"
+        );
+        // A stale precondition writes nothing.
+        assert!(
+            !store
+                .change_status(node.id, status_change(NodeStatus::New, NodeStatus::Broken))
+                .await
+                .unwrap()
+        );
+    }
+
+    pub async fn match_none(store: Arc<dyn Store>) {
+        store
+            .create_node(new_node("nonone", "none", &["52:54:00:00:08:06"]))
+            .await
+            .unwrap();
+        let f = NodeFilter {
+            match_none: true,
+            ..NodeFilter::default()
+        };
+        assert!(store.nodes(&f, 0, 10).await.unwrap().is_empty());
+        assert_eq!(
+            store
+                .nodes(&NodeFilter::default(), 0, 10)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
     }
 }

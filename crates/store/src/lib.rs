@@ -201,9 +201,71 @@ pub trait NodeStore: Send + Sync {
     async fn events(&self, query: &EventQuery) -> StoreResult<Vec<Event>>;
 }
 
+/// Scripts, script results and node metadata tokens.
+#[async_trait]
+pub trait ScriptStore: Send + Sync {
+    /// Creates a script, or replaces the one with the same name.
+    async fn upsert_script(&self, script: Script, now: Millis) -> StoreResult<Script>;
+    /// All scripts, sorted by name.
+    async fn scripts(&self) -> StoreResult<Vec<Script>>;
+    async fn script_by_name(&self, name: &str) -> StoreResult<Option<Script>>;
+    async fn delete_script(&self, id: i64) -> StoreResult<()>;
+
+    /// Creates a script set with its results and makes it the node's current
+    /// set of that result type.
+    async fn create_script_set(
+        &self,
+        node_id: i64,
+        result_type: i64,
+        results: Vec<NewScriptResult>,
+        now: Millis,
+    ) -> StoreResult<ScriptSet>;
+    /// A set with its results; output blobs only when `with_output`.
+    async fn script_set(&self, id: i64, with_output: bool) -> StoreResult<Option<ScriptSet>>;
+    /// The node's sets, newest first, without output blobs.
+    async fn script_sets(&self, node_id: i64) -> StoreResult<Vec<ScriptSet>>;
+    async fn add_script_result(
+        &self,
+        set_id: i64,
+        result: NewScriptResult,
+        now: Millis,
+    ) -> StoreResult<ScriptResult>;
+    async fn update_script_result(&self, id: i64, update: ScriptResultUpdate) -> StoreResult<()>;
+    /// Records that the node was heard from while running this set.
+    async fn touch_script_set(&self, set_id: i64, now: Millis) -> StoreResult<()>;
+    /// Moves results of these sets whose status is one of `from` to `to`.
+    async fn set_result_statuses(
+        &self,
+        set_ids: &[i64],
+        from: &[i64],
+        to: i64,
+        now: Millis,
+    ) -> StoreResult<u64>;
+
+    async fn node_token(&self, node_id: i64) -> StoreResult<Option<NodeToken>>;
+    /// Stores a node's token, replacing any it had.
+    async fn set_node_token(&self, token: NodeToken, now: Millis) -> StoreResult<()>;
+    async fn delete_node_token(&self, node_id: i64) -> StoreResult<()>;
+    /// The token with this key and its node.
+    async fn node_by_token(&self, token_key: &str) -> StoreResult<Option<(NodeToken, Node)>>;
+
+    /// Nodes whose `status_expires` is at or before `now`.
+    async fn expired_nodes(&self, now: Millis) -> StoreResult<Vec<ExpiredNode>>;
+    /// Nodes in one of `statuses` with no status timer whose current script
+    /// set of `result_type` was last heard from before `cutoff`.
+    async fn silent_nodes(
+        &self,
+        statuses: &[maas_domain::NodeStatus],
+        result_type: i64,
+        cutoff: Millis,
+    ) -> StoreResult<Vec<ExpiredNode>>;
+}
+
 /// Everything the region stores. Held as `Arc<dyn Store>`.
 #[async_trait]
-pub trait Store: UserStore + ConfigStore + GroupingStore + NetworkStore + NodeStore {
+pub trait Store:
+    UserStore + ConfigStore + GroupingStore + NetworkStore + NodeStore + ScriptStore
+{
     /// Which backend this is (`sqlite` or `postgres`), for logs and health.
     fn backend_name(&self) -> &'static str;
     /// Cheap round trip to the database.

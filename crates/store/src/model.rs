@@ -544,6 +544,18 @@ pub struct Node {
     pub tags: Vec<String>,
     pub interfaces: Vec<Interface>,
     pub block_devices: Vec<BlockDevice>,
+    /// User data for the deployed OS, as given (base64 text).
+    pub user_data: Option<String>,
+    /// Set while a machine that enlisted itself runs its first commissioning.
+    pub enlisting: bool,
+    pub enable_ssh: bool,
+    pub skip_networking: bool,
+    pub skip_storage: bool,
+    pub install_kvm: bool,
+    pub current_commissioning_set_id: Option<i64>,
+    pub current_testing_set_id: Option<i64>,
+    pub current_installation_set_id: Option<i64>,
+    pub current_release_set_id: Option<i64>,
 }
 
 /// A node to create; the store picks ids and records the interfaces by MAC.
@@ -593,6 +605,16 @@ pub struct NodeUpdate {
     pub distro_series: Option<String>,
     pub error_description: Option<String>,
     pub agent_name: Option<String>,
+    pub ephemeral_deploy: Option<bool>,
+    pub enable_hw_sync: Option<bool>,
+    pub enable_kernel_crash_dump: Option<bool>,
+    pub user_data: Option<Option<String>>,
+    pub enlisting: Option<bool>,
+    pub enable_ssh: Option<bool>,
+    pub skip_networking: Option<bool>,
+    pub skip_storage: Option<bool>,
+    pub install_kvm: Option<bool>,
+    pub status_expires: Option<Option<Millis>>,
     pub updated: Millis,
 }
 
@@ -608,6 +630,9 @@ pub struct StatusChange {
     pub agent_name: Option<String>,
     pub status_expires: Option<Option<Millis>>,
     pub error_description: Option<String>,
+    /// Leave `previous_status` as it is (when leaving rescue or testing, so
+    /// the machine can return where it came from).
+    pub keep_previous: bool,
     pub updated: Millis,
 }
 
@@ -737,4 +762,111 @@ pub struct NodeFilter {
 pub struct TagChanges {
     pub added: u64,
     pub removed: u64,
+}
+
+/// Script types with MAAS's numbers.
+pub mod script_type {
+    pub const COMMISSIONING: i64 = 0;
+    pub const TESTING: i64 = 2;
+    pub const RELEASE: i64 = 3;
+}
+
+/// Result (script set) types with MAAS's numbers.
+pub mod result_type {
+    pub const COMMISSIONING: i64 = 0;
+    pub const INSTALLATION: i64 = 1;
+    pub const TESTING: i64 = 2;
+    pub const RELEASE: i64 = 3;
+}
+
+/// A commissioning, testing or release script.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Script {
+    pub id: i64,
+    pub name: String,
+    pub title: String,
+    pub description: String,
+    pub tags: Vec<String>,
+    pub script_type: i64,
+    pub hardware_type: i64,
+    pub parallel: i64,
+    pub timeout_seconds: i64,
+    pub destructive: bool,
+    pub is_default: bool,
+    pub may_reboot: bool,
+    pub script: String,
+}
+
+/// One script's run on one node.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScriptResult {
+    pub id: i64,
+    pub script_set_id: i64,
+    pub script_id: Option<i64>,
+    pub name: String,
+    pub status: i64,
+    pub exit_status: Option<i64>,
+    pub started: Option<Millis>,
+    pub ended: Option<Millis>,
+    pub runtime: String,
+    pub output: Option<Vec<u8>>,
+    pub stdout: Option<Vec<u8>>,
+    pub stderr: Option<Vec<u8>>,
+    pub result: Option<Vec<u8>>,
+    /// Script parameters as a JSON object.
+    pub parameters: String,
+    pub created: Millis,
+    pub updated: Millis,
+}
+
+/// The scripts one action (commissioning, testing, ...) ran on a node.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScriptSet {
+    pub id: i64,
+    pub node_id: i64,
+    pub result_type: i64,
+    pub last_ping: Option<Millis>,
+    pub created: Millis,
+    pub results: Vec<ScriptResult>,
+}
+
+#[derive(Clone, Debug)]
+pub struct NewScriptResult {
+    pub script_id: Option<i64>,
+    pub name: String,
+    pub status: i64,
+    pub parameters: String,
+}
+
+/// Fields of a result to change; `None` leaves a field alone.
+#[derive(Clone, Debug, Default)]
+pub struct ScriptResultUpdate {
+    pub status: Option<i64>,
+    pub exit_status: Option<Option<i64>>,
+    pub started: Option<Millis>,
+    pub ended: Option<Millis>,
+    pub runtime: Option<String>,
+    pub output: Option<Vec<u8>>,
+    pub stdout: Option<Vec<u8>>,
+    pub stderr: Option<Vec<u8>>,
+    pub result: Option<Vec<u8>>,
+    pub updated: Millis,
+}
+
+/// A node's metadata-API credentials.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NodeToken {
+    pub node_id: i64,
+    pub consumer_key: String,
+    pub token_key: String,
+    pub token_secret: Secret,
+}
+
+/// A node whose status timer has run out.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ExpiredNode {
+    pub id: i64,
+    pub system_id: String,
+    pub status: maas_domain::NodeStatus,
+    pub status_expires: Millis,
 }

@@ -267,6 +267,7 @@ async fn non_admins_create_new_machines_and_see_only_what_they_may() {
                     agent_name: None,
                     status_expires: None,
                     error_description: None,
+                    keep_previous: false,
                     updated: 1,
                 }
             )
