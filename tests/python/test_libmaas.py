@@ -85,7 +85,7 @@ def test_machines_create_list_read_update_delete(client):
     assert machine.zone.name == "default"
     assert machine.pool.name == "default"
     assert machine.domain.name == "maas"
-    assert machine.owner is None
+    assert machine.owner.username == USER  # commissioning is owned by whoever started it
     assert machine.locked is False
     assert machine.netboot is True
     assert machine.disable_ipv4 is False

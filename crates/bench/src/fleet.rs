@@ -153,7 +153,7 @@ impl Fixture {
                    vlan: usize,
                    parents: Vec<usize>,
                    kind: InterfaceType,
-                   link: NewIpLink,
+                   link: Option<NewIpLink>,
                    boot: bool| NewInterface {
             name,
             kind,
@@ -186,92 +186,28 @@ impl Fixture {
             },
             mtu: 9000,
             parents,
-            links: vec![link],
+            links: link.into_iter().collect(),
+            discovered: vec![],
             boot,
         };
-        let link_up = |vlan: usize| NewIpLink {
-            mode: LinkMode::LinkUp,
-            subnet_id: Some(self.vlans[vlan].1),
-            ip: None,
+        let static_ip = |vlan: usize| {
+            Some(NewIpLink {
+                mode: LinkMode::Static,
+                subnet_id: Some(self.vlans[vlan].1),
+                ip: Some(ip(vlan)),
+            })
         };
-        let static_ip = |vlan: usize| NewIpLink {
-            mode: LinkMode::Static,
-            subnet_id: Some(self.vlans[vlan].1),
-            ip: Some(ip(vlan)),
-        };
+        use InterfaceType::{Bond, Physical, Vlan};
+        // Bond members carry no links of their own, as in MAAS.
         let interfaces = vec![
-            nic(
-                "eth0".into(),
-                mac(0),
-                0,
-                vec![],
-                InterfaceType::Physical,
-                static_ip(0),
-                true,
-            ),
-            nic(
-                "eth1".into(),
-                mac(1),
-                0,
-                vec![],
-                InterfaceType::Physical,
-                link_up(0),
-                false,
-            ),
-            nic(
-                "eth2".into(),
-                mac(2),
-                1,
-                vec![],
-                InterfaceType::Physical,
-                link_up(1),
-                false,
-            ),
-            nic(
-                "eth3".into(),
-                mac(3),
-                1,
-                vec![],
-                InterfaceType::Physical,
-                link_up(1),
-                false,
-            ),
-            nic(
-                "bond0".into(),
-                mac(0),
-                2,
-                vec![0, 1],
-                InterfaceType::Bond,
-                static_ip(2),
-                false,
-            ),
-            nic(
-                "bond1".into(),
-                mac(2),
-                3,
-                vec![2, 3],
-                InterfaceType::Bond,
-                static_ip(3),
-                false,
-            ),
-            nic(
-                "bond0.14".into(),
-                mac(0),
-                4,
-                vec![4],
-                InterfaceType::Vlan,
-                static_ip(4),
-                false,
-            ),
-            nic(
-                "bond1.15".into(),
-                mac(2),
-                5,
-                vec![5],
-                InterfaceType::Vlan,
-                static_ip(5),
-                false,
-            ),
+            nic("eth0".into(), mac(0), 2, vec![], Physical, None, true),
+            nic("eth1".into(), mac(1), 2, vec![], Physical, None, false),
+            nic("eth2".into(), mac(2), 3, vec![], Physical, None, false),
+            nic("eth3".into(), mac(3), 3, vec![], Physical, None, false),
+            nic("bond0".into(), mac(0), 2, vec![0, 1], Bond, static_ip(2), false),
+            nic("bond1".into(), mac(2), 3, vec![2, 3], Bond, static_ip(3), false),
+            nic("bond0.14".into(), mac(0), 4, vec![4], Vlan, static_ip(4), false),
+            nic("bond1.15".into(), mac(2), 5, vec![5], Vlan, static_ip(5), false),
         ];
         let fs = |fstype: &str, point: &str, uuid: String| Filesystem {
             fstype: fstype.into(),

@@ -8,6 +8,7 @@ use maas_store::{Millis, Store};
 
 use crate::api::{self, Resource};
 use crate::http::oauth::NonceCache;
+use crate::power::{DirectPower, PowerControl};
 
 /// Where time comes from, so tests can move it.
 pub trait Clock: Send + Sync {
@@ -54,6 +55,10 @@ pub struct RegionConfig {
     pub max_body_bytes: usize,
     /// Nonces remembered for replay protection (bounds the cache's memory).
     pub nonce_capacity: usize,
+    /// Where `/MAAS/machine-resources/<arch>` helpers (the machine agent) are.
+    pub agent_dir: Option<std::path::PathBuf>,
+    /// How often status timers and heartbeats are checked.
+    pub monitor_interval: std::time::Duration,
 }
 
 impl Default for RegionConfig {
@@ -62,12 +67,15 @@ impl Default for RegionConfig {
             maas_url: "http://localhost:5240/MAAS".to_owned(),
             max_body_bytes: 64 * 1024 * 1024,
             nonce_capacity: 1_000_000,
+            agent_dir: None,
+            monitor_interval: std::time::Duration::from_secs(10),
         }
     }
 }
 
 pub struct Region {
     pub store: Arc<dyn Store>,
+    pub power: Arc<dyn PowerControl>,
     pub config: RegionConfig,
     pub clock: Arc<dyn Clock>,
     pub nonces: NonceCache,
@@ -76,11 +84,17 @@ pub struct Region {
 }
 
 impl Region {
+    /// A region that powers machines itself ([`DirectPower`]).
     pub fn new(store: Arc<dyn Store>, config: RegionConfig, clock: Arc<dyn Clock>) -> Arc<Region> {
+        Region::with_power(store, config, clock, Arc::new(DirectPower::default()))
+    }
+
+    pub fn with_power(store: Arc<dyn Store>, config: RegionConfig, clock: Arc<dyn Clock>, power: Arc<dyn PowerControl>) -> Arc<Region> {
         let resources = api::resources();
         let api_hash = api::describe::hash(&resources);
         Arc::new(Region {
             store,
+            power,
             nonces: NonceCache::new(config.nonce_capacity),
             config,
             clock,
@@ -91,5 +105,15 @@ impl Region {
 
     pub fn now(&self) -> Millis {
         self.clock.now_millis()
+    }
+}
+
+impl Region {
+    /// Prepares the database for serving (builtin scripts) and starts the
+    /// background work: status timers and heartbeat supervision.
+    pub async fn start(self: &Arc<Region>) -> Result<tokio::task::JoinHandle<()>, crate::ServiceError> {
+        crate::service::scripts::install_builtins(self.store.as_ref(), self.now()).await?;
+        let region = self.clone();
+        Ok(tokio::spawn(async move { crate::service::timers::run(region).await }))
     }
 }

@@ -73,6 +73,21 @@ pub fn iso(millis: i64) -> String {
     )
 }
 
+/// RFC 2822, as script results and their sets show times: `Thu, 01 Jan 2026 00:00:00 +0000`.
+pub fn rfc2822(millis: i64) -> String {
+    let p = parts(millis);
+    format!(
+        "{}, {:02} {} {} {:02}:{:02}:{:02} +0000",
+        WEEKDAYS[p.weekday],
+        p.day,
+        MONTHS[(p.month - 1) as usize],
+        p.year,
+        p.hour,
+        p.minute,
+        p.second
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -86,5 +101,6 @@ mod tests {
         assert_eq!(event_time(1_544_213_468_000), "Fri, 07 Dec. 2018 20:11:08");
         assert_eq!(iso(1_714_558_272_345), "2024-05-01T10:11:12.345");
         assert_eq!(iso(951_782_400_000), "2000-02-29T00:00:00.000");
+        assert_eq!(rfc2822(1_767_225_600_000), "Thu, 01 Jan 2026 00:00:00 +0000");
     }
 }

@@ -1601,6 +1601,21 @@ async fn insert_inventory(
                 .await
                 .map_err(convert::backend)?;
         }
+        for (subnet_id, ip) in &interface.discovered {
+            sqlx::query(
+                "INSERT INTO ip_links (interface_id, node_id, mode, subnet_id, ip, discovered) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(id)
+            .bind(node_id)
+            .bind("dhcp")
+            .bind(*subnet_id)
+            .bind(ip)
+            .bind(true)
+            .execute(&mut **tx)
+            .await
+            .map_err(convert::backend)?;
+        }
         for link in &interface.links {
             sqlx::query(
                 "INSERT INTO ip_links (interface_id, node_id, mode, subnet_id, ip, discovered) \
@@ -1720,6 +1735,7 @@ impl NodeStore for StoreImpl {
                     mtu: 1500,
                     parents: Vec::new(),
                     links: Vec::new(),
+                    discovered: Vec::new(),
                     boot: i == 0,
                 })
                 .collect(),
@@ -1758,6 +1774,26 @@ impl NodeStore for StoreImpl {
         push_node_filter(&mut qb, filter, &owned);
         qb.push(" ORDER BY n.id LIMIT ");
         qb.push_bind(limit);
+        let rows = qb
+            .build()
+            .persistent(false)
+            .fetch_all(&self.read)
+            .await
+            .map_err(convert::backend)?;
+        let mut nodes = rows.iter().map(node_from_row).collect::<StoreResult<Vec<_>>>()?;
+        self.fill_nodes(&mut nodes).await?;
+        Ok(nodes)
+    }
+
+    async fn nodes_by_size(&self, filter: &NodeFilter, offset: i64, limit: i64) -> StoreResult<Vec<Node>> {
+        let owned = FilterValues::new(filter);
+        let mut qb = QueryBuilder::<Db>::new(NODE_SELECT);
+        qb.push(" WHERE 1 = 1");
+        push_node_filter(&mut qb, filter, &owned);
+        qb.push(" ORDER BY n.cpu_count * 1024 + n.memory, n.id LIMIT ");
+        qb.push_bind(limit);
+        qb.push(" OFFSET ");
+        qb.push_bind(offset);
         let rows = qb
             .build()
             .persistent(false)

@@ -865,6 +865,7 @@ pub mod cases {
             mtu: 1500,
             parents: vec![],
             links: vec![],
+            discovered: vec![],
             boot,
         };
         let mut bond = nic("bond0", "52:54:00:00:03:01", false);

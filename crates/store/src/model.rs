@@ -670,6 +670,8 @@ pub struct NewInterface {
     /// Indexes into the same `interfaces` list.
     pub parents: Vec<usize>,
     pub links: Vec<NewIpLink>,
+    /// Addresses seen on the interface (subnet id if known, address).
+    pub discovered: Vec<(Option<i64>, String)>,
     pub boot: bool,
 }
 

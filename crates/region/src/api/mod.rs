@@ -15,10 +15,12 @@ use crate::http::params::{FilePart, Params};
 use crate::region::Region;
 
 pub mod account;
+pub mod actions;
 pub mod describe;
 pub mod events;
 pub mod grouping;
 pub mod maas_config;
+pub mod metadata;
 pub mod machines;
 pub mod network;
 pub mod render;
@@ -253,5 +255,16 @@ pub fn resources() -> Vec<Resource> {
     all.extend(grouping::resources());
     all.extend(events::resources());
     all.extend(network::resources());
+    all.extend(actions::result_resources());
+    for resource in &mut all {
+        for handler in resource.auth.iter_mut() {
+            match handler.name {
+                "MachineHandler" => handler.actions.extend(actions::machine_actions()),
+                "MachinesHandler" => handler.actions.extend(actions::machines_actions()),
+                "NodeHandler" => handler.actions.extend(actions::machine_actions().into_iter().filter(|a| a.name == "details")),
+                _ => {}
+            }
+        }
+    }
     all
 }

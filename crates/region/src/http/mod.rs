@@ -53,6 +53,13 @@ async fn route(region: Arc<Region>, request: Request) -> Response {
         }
         return api(region, request, rest.to_owned()).await;
     }
+    if let Some(rest) = path.strip_prefix("/MAAS/metadata") {
+        let rest = rest.to_owned();
+        return crate::api::metadata::route(region, request, rest).await;
+    }
+    if let Some(arch) = path.strip_prefix("/MAAS/machine-resources/") {
+        return crate::api::metadata::machine_resources(&region, arch.trim_end_matches('/')).await;
+    }
     match path.as_str() {
         "/MAAS/api/version/" => response::text(StatusCode::OK, "2.0"),
         "/MAAS/accounts/authenticate/" => crate::api::account::authenticate(region, request).await,

@@ -289,9 +289,9 @@ pub enum Creator<'a> {
     Anonymous,
 }
 
-/// Creates a machine (api.md §7.2). Admins' machines start commissioning
-/// unless `commission=false`; others' stay New. Anonymous enlistment of a
-/// MAC that a New or Commissioning machine already has updates that one.
+/// Creates a machine (api.md §7.2) in New (or Deployed with `deployed`).
+/// Anonymous enlistment of a MAC that a New or Commissioning machine
+/// already has updates that one instead.
 pub async fn create(
     store: &dyn Store,
     creator: Creator<'_>,
@@ -318,17 +318,14 @@ pub async fn create(
         Some(name) => domain_id(store, name).await?,
         None => DEFAULT_DOMAIN_ID,
     };
-    let (owner_id, is_admin) = match creator {
-        Creator::User(user) => (None::<i64>, user.is_superuser),
-        Creator::Anonymous => (None, false),
+    // A machine registered as already deployed belongs to whoever registered it.
+    let owner_id = match creator {
+        Creator::User(user) if input.deployed => Some(user.id),
+        Creator::User(_) | Creator::Anonymous => None,
     };
-    let status = if input.deployed {
-        NodeStatus::Deployed
-    } else if is_admin && input.commission.unwrap_or(true) {
-        NodeStatus::Commissioning
-    } else {
-        NodeStatus::New
-    };
+    // Commissioning, when asked for, is started by the caller through the
+    // life cycle, so it gets its scripts, timer and power action.
+    let status = if input.deployed { NodeStatus::Deployed } else { NodeStatus::New };
     let explicit_hostname = input.hostname.clone();
     let mut last_conflict = None;
     for _ in 0..32 {

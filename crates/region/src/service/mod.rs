@@ -2,10 +2,16 @@
 //! (later) the dashboard. They take typed inputs and the calling user, and
 //! return records or a `ServiceError`; they know nothing of HTTP.
 
+pub mod allocation;
 pub mod config;
 pub mod grouping;
+pub mod inventory;
+pub mod lifecycle;
 pub mod machines;
+pub mod metadata;
 pub mod network;
+pub mod scripts;
+pub mod timers;
 pub mod users;
 
 use maas_store::StoreError;

@@ -122,7 +122,8 @@ async fn create_read_and_the_machine_shape() {
     assert_eq!(hostname.split('-').count(), 2, "petname {hostname}");
     assert_eq!(m["fqdn"], format!("{hostname}.maas"));
     assert_eq!(m["architecture"], "amd64/generic");
-    assert_eq!(m["owner"], serde_json::Value::Null);
+    // Commissioning is owned by whoever started it (provisioning.md §1.3).
+    assert_eq!(m["owner"], "admin");
     assert_eq!(m["owner_data"], serde_json::json!({}));
     assert_eq!(m["zone"]["name"], "default");
     assert_eq!(m["zone"]["resource_uri"], "/MAAS/api/2.0/zones/default/");
