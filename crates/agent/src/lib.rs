@@ -10,10 +10,14 @@
 //! sequence of blocking steps.
 
 pub mod cmdline;
+pub mod deploy;
+pub mod erase;
 pub mod http;
+pub mod image;
 pub mod inventory;
 pub mod log;
 pub mod metadata;
 pub mod multipart;
 pub mod oauth;
 pub mod preseed;
+pub mod scripts;

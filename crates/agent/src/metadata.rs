@@ -492,7 +492,7 @@ mod tests {
         let (_, body) = signal.to_multipart(Multipart::with_boundary("B".into()));
         let text = String::from_utf8(body).unwrap();
         let names: Vec<&str> = text
-            .split("name=\"")
+            .split("form-data; name=\"")
             .skip(1)
             .map(|part| part.split('"').next().unwrap())
             .collect();
