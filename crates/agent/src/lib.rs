@@ -9,6 +9,7 @@
 //! hundred kilobytes that talks plain HTTP to the rack, and everything it does is a
 //! sequence of blocking steps.
 
+pub mod agent;
 pub mod cmdline;
 pub mod deploy;
 pub mod erase;

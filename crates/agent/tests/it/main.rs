@@ -1,3 +1,5 @@
 //! Integration tests of the agent: one test binary, one module per area.
 
+mod flows;
 mod inventory;
+mod peer;
