@@ -1,5 +1,6 @@
 //! Integration tests of the agent: one test binary, one module per area.
 
+mod boot;
 mod flows;
 mod inventory;
 mod peer;
