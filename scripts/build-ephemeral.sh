@@ -5,7 +5,7 @@
 #
 # Everything comes from Debian's packages: the kernel from linux-image-amd64 (downloaded, unpacked,
 # cached under target/ephemeral-cache, which git ignores), static busybox from busybox-static
-# (unpacked by scripts/deps/agent.sh), and the deploy tools (sgdisk, mke2fs, mkfs.fat, blkdiscard,
+# (unpacked by scripts/deps/agent.sh), and the deploy tools (sgdisk, mke2fs, mkfs.fat, blkdiscard, partx,
 # grub-install with the i386-pc and x86_64-efi modules) with the shared libraries they link, copied
 # from the Debian packages scripts/deps/agent.sh installs (each file is checked with dpkg -S).
 #
@@ -108,7 +108,7 @@ copy_with_libs() {
     cp -L "$lib" "$R$lib"
   done
 }
-for tool in /usr/sbin/sgdisk /usr/sbin/mke2fs /usr/sbin/mkfs.fat /usr/sbin/blkdiscard /usr/sbin/grub-install; do
+for tool in /usr/sbin/sgdisk /usr/sbin/mke2fs /usr/sbin/mkfs.fat /usr/sbin/blkdiscard /usr/bin/partx /usr/sbin/grub-install; do
   copy_with_libs "$tool" "$tool"
 done
 if file -L "$R/usr/bin/maas-agent" | grep -q 'dynamically linked'; then

@@ -14,7 +14,9 @@ use crate::erase::{self, EraseOptions};
 use crate::http::Client;
 use crate::inventory::MachineResources;
 use crate::log;
-use crate::metadata::{EventFile, MetadataClient, MetadataError, Signal, SignalStatus, StatusEvent};
+use crate::metadata::{
+    EventFile, MetadataClient, MetadataError, Signal, SignalStatus, StatusEvent,
+};
 use crate::preseed::{Preseed, PreseedError};
 use crate::scripts::{self, Bundle, Outcome, Script};
 
@@ -95,7 +97,10 @@ pub fn run(config: &Config) -> Result<Ending, AgentError> {
     if cmdline.agent_option("debug").is_some() {
         log::enable_debug();
     }
-    let preseed_url = cmdline.preseed_url.clone().ok_or(AgentError::NoPreseedUrl)?;
+    let preseed_url = cmdline
+        .preseed_url
+        .clone()
+        .ok_or(AgentError::NoPreseedUrl)?;
     log::info("fetching orders", &[("preseed_url", &preseed_url)]);
     let preseed = fetch_preseed(config, &preseed_url)?;
     log::info(
@@ -196,7 +201,10 @@ impl Reporter {
             files,
         };
         if let Err(error) = self.client.status_event(&self.system_id, &event) {
-            log::error("status event not delivered", &[("name", &name), ("error", &error)]);
+            log::error(
+                "status event not delivered",
+                &[("name", &name), ("error", &error)],
+            );
         }
     }
 
@@ -217,7 +225,14 @@ impl Reporter {
                 .push(format!("{:.3} ERROR {description}", now()));
         }
         let result = if success { "SUCCESS" } else { "FAIL" };
-        self.event("finish", "maas-agent", name, description, Some(result), Vec::new());
+        self.event(
+            "finish",
+            "maas-agent",
+            name,
+            description,
+            Some(result),
+            Vec::new(),
+        );
     }
 
     fn signal(&self, signal: &Signal) -> bool {
@@ -341,7 +356,9 @@ impl Agent<'_> {
         }
         let system_id = client.create_machine(&fields).map_err(AgentError::Enlist)?;
         log::info("enlisted", &[("system_id", &system_id)]);
-        let text = client.node_preseed(&system_id).map_err(AgentError::Enlist)?;
+        let text = client
+            .node_preseed(&system_id)
+            .map_err(AgentError::Enlist)?;
         let node_preseed = Preseed::parse(&text).map_err(|source| AgentError::Preseed {
             url: client.versioned(&format!("by-id/{system_id}/?op=get_preseed")),
             source,
@@ -354,11 +371,19 @@ impl Agent<'_> {
         }
         let ending = self.node(&node_preseed, cached)?;
         // An enlisted machine powers off whatever its commissioning preseed says (§1.10 step 9).
-        Ok(if ending == Ending::Stay { Ending::Stay } else { Ending::PowerOff })
+        Ok(if ending == Ending::Stay {
+            Ending::Stay
+        } else {
+            Ending::PowerOff
+        })
     }
 
     /// A known node: run what the region hands out for its current status.
-    fn node(&self, preseed: &Preseed, cached: BTreeMap<String, Outcome>) -> Result<Ending, AgentError> {
+    fn node(
+        &self,
+        preseed: &Preseed,
+        cached: BTreeMap<String, Outcome>,
+    ) -> Result<Ending, AgentError> {
         let client = Arc::new(self.client(preseed));
         let system_id = client.instance_id().map_err(AgentError::Metadata)?;
         log::info("node", &[("system_id", &system_id)]);
@@ -392,7 +417,14 @@ impl Agent<'_> {
             self.deploy(&reporter, &bundle, &inventory, preseed)
         } else if !index.release_scripts.is_empty() {
             reporter.signal(&Signal::new(SignalStatus::Releasing));
-            let failures = self.run_list(&reporter, "release", &index.release_scripts, &bundle, &inventory, &cached);
+            let failures = self.run_list(
+                &reporter,
+                "release",
+                &index.release_scripts,
+                &bundle,
+                &inventory,
+                &cached,
+            );
             (self.finish_scripts(&reporter, "release", failures), power)
         } else {
             let mut failures = 0;
@@ -408,7 +440,14 @@ impl Agent<'_> {
             }
             if !index.testing_scripts.is_empty() {
                 reporter.signal(&Signal::new(SignalStatus::Testing));
-                failures += self.run_list(&reporter, "testing", &index.testing_scripts, &bundle, &inventory, &cached);
+                failures += self.run_list(
+                    &reporter,
+                    "testing",
+                    &index.testing_scripts,
+                    &bundle,
+                    &inventory,
+                    &cached,
+                );
             }
             (self.finish_scripts(&reporter, "all", failures), power)
         };
@@ -427,12 +466,18 @@ impl Agent<'_> {
 
     fn finish_scripts(&self, reporter: &Reporter, kind: &str, failures: usize) -> bool {
         if failures == 0 {
-            reporter.signal(&Signal::new(SignalStatus::Ok).with_error("All scripts successfully ran"));
+            reporter
+                .signal(&Signal::new(SignalStatus::Ok).with_error("All scripts successfully ran"));
             true
         } else {
-            let what = if kind == "all" { String::new() } else { format!("{kind} ") };
+            let what = if kind == "all" {
+                String::new()
+            } else {
+                format!("{kind} ")
+            };
             reporter.signal(
-                &Signal::new(SignalStatus::Failed).with_error(format!("{failures} {what}scripts failed to run")),
+                &Signal::new(SignalStatus::Failed)
+                    .with_error(format!("{failures} {what}scripts failed to run")),
             );
             false
         }
@@ -450,8 +495,12 @@ impl Agent<'_> {
     ) -> usize {
         let mut failures = 0;
         for (position, script) in list.iter().enumerate() {
-            let mut starting = Signal::new(SignalStatus::Working)
-                .with_error(format!("Starting {} [{}/{}]", script.name, position + 1, list.len()));
+            let mut starting = Signal::new(SignalStatus::Working).with_error(format!(
+                "Starting {} [{}/{}]",
+                script.name,
+                position + 1,
+                list.len()
+            ));
             starting.script_result_id = script.script_result_id;
             starting.name = Some(script.name.clone());
             reporter.signal(&starting);
@@ -483,15 +532,27 @@ impl Agent<'_> {
                 (format!("{}.err", script.name), outcome.stderr.clone()),
             ];
             if let Some(yaml) = &outcome.result {
-                result.files.push((format!("{}.yaml", script.name), yaml.clone()));
+                result
+                    .files
+                    .push((format!("{}.yaml", script.name), yaml.clone()));
             }
             reporter.signal(&result);
             let description = if outcome.timed_out {
-                format!("{kind} script {} timed out after {:.0} s", script.name, outcome.runtime)
+                format!(
+                    "{kind} script {} timed out after {:.0} s",
+                    script.name, outcome.runtime
+                )
             } else {
-                format!("{kind} script {} exited {}", script.name, outcome.exit_status)
+                format!(
+                    "{kind} script {} exited {}",
+                    script.name, outcome.exit_status
+                )
             };
-            reporter.finish(&format!("maas-agent/{kind}/{}", script.name), &description, !failed);
+            reporter.finish(
+                &format!("maas-agent/{kind}/{}", script.name),
+                &description,
+                !failed,
+            );
             if failed {
                 failures += 1;
             }
@@ -528,7 +589,11 @@ impl Agent<'_> {
                 return native(inventory.to_json().into_bytes(), Vec::new(), 0);
             }
             "maas-kernel-cmdline" => {
-                return native(format!("{}\n", self.config.cmdline.trim()).into_bytes(), Vec::new(), 0);
+                return native(
+                    format!("{}\n", self.config.cmdline.trim()).into_bytes(),
+                    Vec::new(),
+                    0,
+                );
             }
             "maas-list-modaliases" => return native(self.modaliases().into_bytes(), Vec::new(), 0),
             "wipe-disks" => return self.wipe_disks(script, inventory, reporter, started),
@@ -548,11 +613,14 @@ impl Agent<'_> {
             Err(error) => return native(Vec::new(), format!("{error}\n").into_bytes(), 2),
         };
         if script.default
-            && let Some(interpreter) = bundle.content(script, kind).and_then(scripts::interpreter_missing)
+            && let Some(interpreter) = bundle
+                .content(script, kind)
+                .and_then(scripts::interpreter_missing)
         {
             let mut outcome = native(
                 Vec::new(),
-                format!("skipped: {interpreter} is not available in this environment\n").into_bytes(),
+                format!("skipped: {interpreter} is not available in this environment\n")
+                    .into_bytes(),
                 0,
             );
             outcome.result = Some(b"status: skipped\n".to_vec());
@@ -565,13 +633,28 @@ impl Agent<'_> {
         let _ = std::fs::create_dir_all(&download);
         let maas_root = reporter.map(|r| r.client.maas_root()).unwrap_or_default();
         let environment = vec![
-            ("MAAS_BASE_URL".to_owned(), maas_root.trim_end_matches("MAAS/").to_owned()),
-            ("MAAS_RESOURCES_FILE".to_owned(), resources_file.display().to_string()),
-            ("MAAS_MACHINE_EXTRA_FILE".to_owned(), self.work.join("machine-extra.json").display().to_string()),
-            ("MAAS_STORAGE_CONFIG_FILE".to_owned(), self.work.join("storage-extra.json").display().to_string()),
+            (
+                "MAAS_BASE_URL".to_owned(),
+                maas_root.trim_end_matches("MAAS/").to_owned(),
+            ),
+            (
+                "MAAS_RESOURCES_FILE".to_owned(),
+                resources_file.display().to_string(),
+            ),
+            (
+                "MAAS_MACHINE_EXTRA_FILE".to_owned(),
+                self.work.join("machine-extra.json").display().to_string(),
+            ),
+            (
+                "MAAS_STORAGE_CONFIG_FILE".to_owned(),
+                self.work.join("storage-extra.json").display().to_string(),
+            ),
             ("DOWNLOAD_PATH".to_owned(), download.display().to_string()),
             ("HAS_STARTED".to_owned(), script.has_started.to_string()),
-            ("BMC_CONFIG_PATH".to_owned(), self.work.join("bmc-config.yaml").display().to_string()),
+            (
+                "BMC_CONFIG_PATH".to_owned(),
+                self.work.join("bmc-config.yaml").display().to_string(),
+            ),
         ];
         scripts::run(&scripts::Run {
             program: &program,
@@ -596,7 +679,9 @@ impl Agent<'_> {
                 continue;
             };
             for entry in entries.filter_map(Result::ok) {
-                let Ok(kind) = entry.file_type() else { continue };
+                let Ok(kind) = entry.file_type() else {
+                    continue;
+                };
                 if kind.is_dir() {
                     stack.push(entry.path());
                 } else if kind.is_file()
@@ -654,10 +739,17 @@ impl Agent<'_> {
                 stdout.push('\n');
             }
             let (description, success) = match result {
-                Ok(method) => (format!("{}: {}", target.path.display(), method.as_str()), true),
+                Ok(method) => (
+                    format!("{}: {}", target.path.display(), method.as_str()),
+                    true,
+                ),
                 Err(error) => {
                     exit_status = 1;
-                    let message = format!("{}: erase failed: {}", target.path.display(), error_chain(&error));
+                    let message = format!(
+                        "{}: erase failed: {}",
+                        target.path.display(),
+                        error_chain(&error)
+                    );
                     stderr.push_str(&message);
                     stderr.push('\n');
                     (message, false)
@@ -689,7 +781,14 @@ impl Agent<'_> {
         preseed: &Preseed,
     ) -> (bool, Ending) {
         reporter.signal(&Signal::new(SignalStatus::Deploying));
-        reporter.event("start", "curtin", "cmd-install", "curtin command install", None, Vec::new());
+        reporter.event(
+            "start",
+            "curtin",
+            "cmd-install",
+            "curtin command install",
+            None,
+            Vec::new(),
+        );
         let result = self.install(reporter, inventory, preseed);
         let install_log = EventFile {
             path: "/tmp/install.log".into(),
@@ -713,10 +812,23 @@ impl Agent<'_> {
                     .filter(|s| s.name != "50-curtin-install")
                     .cloned()
                     .collect();
-                let failures =
-                    self.run_list(reporter, "deployment", &others, bundle, inventory, &BTreeMap::new());
+                let failures = self.run_list(
+                    reporter,
+                    "deployment",
+                    &others,
+                    bundle,
+                    inventory,
+                    &BTreeMap::new(),
+                );
                 let success = self.finish_scripts(reporter, "deployment", failures);
-                (success, if success { Ending::Reboot } else { Ending::PowerOff })
+                (
+                    success,
+                    if success {
+                        Ending::Reboot
+                    } else {
+                        Ending::PowerOff
+                    },
+                )
             }
             Err(error) => {
                 let message = format!("Installation failed: {error}");
@@ -761,8 +873,15 @@ impl Agent<'_> {
         ));
         let credentials = preseed.credentials.clone().ok_or("no node credentials")?;
         let mut seed: Vec<deploy::TargetFile> = plan.files.clone();
-        if !seed.iter().any(|f| f.path.contains("/etc/cloud/cloud.cfg.d/")) {
-            seed.extend(deploy::default_seed(&preseed.metadata_url, &credentials, &reporter.system_id));
+        if !seed
+            .iter()
+            .any(|f| f.path.contains("/etc/cloud/cloud.cfg.d/"))
+        {
+            seed.extend(deploy::default_seed(
+                &preseed.metadata_url,
+                &credentials,
+                &reporter.system_id,
+            ));
         }
         let work = self.work.join("deploy");
         let download = self
@@ -771,21 +890,53 @@ impl Agent<'_> {
             .send("GET", &plan.source.url, &[], None)
             .map_err(|e| format!("downloading {}: {}", plan.source.url, error_chain(&e)))?;
         if download.status != 200 {
-            return Err(format!("downloading {}: HTTP {}", plan.source.url, download.status));
+            return Err(format!(
+                "downloading {}: HTTP {}",
+                plan.source.url, download.status
+            ));
         }
         let reader = download.into_reader();
         let mut progress = |line: String| reporter.note(&line);
         match plan.source.kind {
             crate::image::ImageKind::Disk { .. } => {
-                reporter.event("start", "curtin", "cmd-install/stage-extract", "writing the disk image", None, Vec::new());
-                let result = deploy::deploy_disk_image(reader, &plan, &disk, &seed, &work, &mut progress);
+                reporter.event(
+                    "start",
+                    "curtin",
+                    "cmd-install/stage-extract",
+                    "writing the disk image",
+                    None,
+                    Vec::new(),
+                );
+                let result =
+                    deploy::deploy_disk_image(reader, &plan, &disk, &seed, &work, &mut progress);
                 let ok = result.is_ok();
-                reporter.event("finish", "curtin", "cmd-install/stage-extract", "writing the disk image", Some(if ok { "SUCCESS" } else { "FAIL" }), Vec::new());
+                reporter.event(
+                    "finish",
+                    "curtin",
+                    "cmd-install/stage-extract",
+                    "writing the disk image",
+                    Some(if ok { "SUCCESS" } else { "FAIL" }),
+                    Vec::new(),
+                );
                 result.map_err(|e| error_chain(&e))?;
             }
             crate::image::ImageKind::RootTar { .. } => {
-                reporter.event("start", "curtin", "cmd-install/stage-partitioning", "configuring storage", None, Vec::new());
-                reporter.event("start", "curtin", "cmd-install/stage-extract", "installing the root file system", None, Vec::new());
+                reporter.event(
+                    "start",
+                    "curtin",
+                    "cmd-install/stage-partitioning",
+                    "configuring storage",
+                    None,
+                    Vec::new(),
+                );
+                reporter.event(
+                    "start",
+                    "curtin",
+                    "cmd-install/stage-extract",
+                    "installing the root file system",
+                    None,
+                    Vec::new(),
+                );
                 let uefi = deploy::booted_uefi(&self.config.root);
                 let result = deploy::deploy_root_tarball(
                     reader,
@@ -798,16 +949,37 @@ impl Agent<'_> {
                     &mut progress,
                 );
                 let ok = result.is_ok();
-                reporter.event("finish", "curtin", "cmd-install/stage-extract", "installing the root file system", Some(if ok { "SUCCESS" } else { "FAIL" }), Vec::new());
+                reporter.event(
+                    "finish",
+                    "curtin",
+                    "cmd-install/stage-extract",
+                    "installing the root file system",
+                    Some(if ok { "SUCCESS" } else { "FAIL" }),
+                    Vec::new(),
+                );
                 result.map_err(|e| error_chain(&e))?;
             }
         }
-        reporter.event("start", "curtin", "cmd-install/stage-curthooks", "configuring the installed system", None, Vec::new());
+        reporter.event(
+            "start",
+            "curtin",
+            "cmd-install/stage-curthooks",
+            "configuring the installed system",
+            None,
+            Vec::new(),
+        );
         client
             .netboot_off(&reporter.system_id)
             .map_err(|e| format!("netboot_off: {}", error_chain(&e)))?;
         reporter.note("netboot disabled");
-        reporter.event("finish", "curtin", "cmd-install/stage-curthooks", "configuring the installed system", Some("SUCCESS"), Vec::new());
+        reporter.event(
+            "finish",
+            "curtin",
+            "cmd-install/stage-curthooks",
+            "configuring the installed system",
+            Some("SUCCESS"),
+            Vec::new(),
+        );
         Ok(())
     }
 
@@ -820,15 +992,21 @@ impl Agent<'_> {
             return Ok(PathBuf::from(path));
         }
         let disks = &inventory.resources.storage.disks;
-        let by_serial = plan
+        let by_serial = plan.disk.serial.as_ref().and_then(|serial| {
+            disks
+                .iter()
+                .find(|d| !d.serial.is_empty() && &d.serial == serial)
+        });
+        let by_name = plan
             .disk
-            .serial
+            .name
             .as_ref()
-            .and_then(|serial| disks.iter().find(|d| !d.serial.is_empty() && &d.serial == serial));
-        let by_name = plan.disk.name.as_ref().and_then(|name| disks.iter().find(|d| &d.id == name));
-        let chosen = by_serial
-            .or(by_name)
-            .or_else(|| disks.iter().find(|d| !d.read_only && !d.removable && d.size > 0));
+            .and_then(|name| disks.iter().find(|d| &d.id == name));
+        let chosen = by_serial.or(by_name).or_else(|| {
+            disks
+                .iter()
+                .find(|d| !d.read_only && !d.removable && d.size > 0)
+        });
         chosen.map(|d| self.config.dev.join(&d.id)).ok_or_else(|| {
             format!(
                 "no disk to install to (wanted {:?}; the machine has {} disks)",
@@ -856,7 +1034,11 @@ pub fn base64(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -875,15 +1057,27 @@ mod tests {
 
     #[test]
     fn base64_vectors() {
-        for (input, expected) in [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foobar", "Zm9vYmFy")] {
+        for (input, expected) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foobar", "Zm9vYmFy"),
+        ] {
             assert_eq!(base64(input.as_bytes()), expected);
         }
     }
 
     #[test]
     fn result_yaml_overrides() {
-        assert_eq!(result_overrides_to_success(Some(b"status: skipped\n")), Some(true));
-        assert_eq!(result_overrides_to_success(Some(b"x: 1\nstatus: 'failed'\n")), Some(false));
+        assert_eq!(
+            result_overrides_to_success(Some(b"status: skipped\n")),
+            Some(true)
+        );
+        assert_eq!(
+            result_overrides_to_success(Some(b"x: 1\nstatus: 'failed'\n")),
+            Some(false)
+        );
         assert_eq!(result_overrides_to_success(Some(b"garbage")), None);
         assert_eq!(result_overrides_to_success(None), None);
     }

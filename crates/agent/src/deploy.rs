@@ -3,9 +3,9 @@
 //! OS talk to the metadata API, and the boot loader.
 //!
 //! Tools the in-memory environment must provide for root tarballs: `sgdisk`, `mkfs.ext4`,
-//! `mkfs.vfat` (UEFI), `mount`/`umount`, `blockdev`, and `grub-install` with the GRUB
+//! `mkfs.vfat` (UEFI), `mount`/`umount`, `blockdev`, `partx`, and `grub-install` with the GRUB
 //! modules of the platform when the image has no GRUB of its own. Disk images need
-//! `mount` and `blockdev` only, to place the seed.
+//! `mount`, `blockdev` and `partx` only, to place the seed.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -43,7 +43,9 @@ pub enum DeployError {
     },
     #[error("the image has no kernel under /boot")]
     NoKernel,
-    #[error("no boot loader: neither the image nor the environment has grub-install for {platform}")]
+    #[error(
+        "no boot loader: neither the image nor the environment has grub-install for {platform}"
+    )]
     NoBootLoader { platform: &'static str },
 }
 
@@ -131,7 +133,10 @@ fn parse_source_text(source: &str) -> Result<(ImageKind, String), DeployError> {
         (".raw", "ddraw"),
     ] {
         if name.ends_with(suffix) {
-            return Ok((ImageKind::parse(kind).map_err(|_| bad())?, source.to_owned()));
+            return Ok((
+                ImageKind::parse(kind).map_err(|_| bad())?,
+                source.to_owned(),
+            ));
         }
     }
     Err(bad())
@@ -147,8 +152,10 @@ impl Plan {
         let sources = config.get("sources").ok_or(DeployError::NoSource)?;
         let first = match sources {
             Value::Mapping(map) => {
-                let mut entries: Vec<(String, &Value)> =
-                    map.iter().map(|(k, v)| (text(k).unwrap_or_default(), v)).collect();
+                let mut entries: Vec<(String, &Value)> = map
+                    .iter()
+                    .map(|(k, v)| (text(k).unwrap_or_default(), v))
+                    .collect();
                 entries.sort_by(|a, b| a.0.cmp(&b.0));
                 entries.into_iter().next().map(|(_, v)| v.clone())
             }
@@ -212,15 +219,21 @@ impl Plan {
             .unwrap_or_default();
         let mut files = Vec::new();
         if let Some(Value::Mapping(entries)) = config.get("cloudconfig") {
-            let mut entries: Vec<(String, &Value)> =
-                entries.iter().map(|(k, v)| (text(k).unwrap_or_default(), v)).collect();
+            let mut entries: Vec<(String, &Value)> = entries
+                .iter()
+                .map(|(k, v)| (text(k).unwrap_or_default(), v))
+                .collect();
             entries.sort_by(|a, b| a.0.cmp(&b.0));
             for (name, entry) in entries {
                 let content = match entry {
                     Value::String(content) => content.clone(),
                     other => field(other, "content").unwrap_or_default(),
                 };
-                let file_name = if name.ends_with(".cfg") { name } else { format!("{name}.cfg") };
+                let file_name = if name.ends_with(".cfg") {
+                    name
+                } else {
+                    format!("{name}.cfg")
+                };
                 let path = field(entry, "path")
                     .unwrap_or_else(|| format!("/etc/cloud/cloud.cfg.d/{file_name}"));
                 files.push(TargetFile {
@@ -253,9 +266,19 @@ impl Plan {
 
 /// The seed MAAS's curtin configuration writes (§8.2 `cloudconfig`): the MAAS datasource
 /// with the node's token, and webhook reporting; used when the configuration has none.
-pub fn default_seed(metadata_url: &str, credentials: &Credentials, system_id: &str) -> Vec<TargetFile> {
-    let metadata_url = metadata_url.trim_end_matches('/').trim_end_matches("/curtin").to_owned() + "/";
-    let root = metadata_url.trim_end_matches('/').trim_end_matches("/metadata");
+pub fn default_seed(
+    metadata_url: &str,
+    credentials: &Credentials,
+    system_id: &str,
+) -> Vec<TargetFile> {
+    let metadata_url = metadata_url
+        .trim_end_matches('/')
+        .trim_end_matches("/curtin")
+        .to_owned()
+        + "/";
+    let root = metadata_url
+        .trim_end_matches('/')
+        .trim_end_matches("/metadata");
     let quote = |value: &str| format!("'{}'", value.replace('\'', "''"));
     vec![
         TargetFile {
@@ -305,7 +328,8 @@ pub fn write_files(root: &Path, files: &[TargetFile]) -> Result<(), DeployError>
             std::fs::create_dir_all(parent).map_err(error)?;
         }
         std::fs::write(&path, &file.content).map_err(error)?;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(file.mode)).map_err(error)?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(file.mode))
+            .map_err(error)?;
     }
     Ok(())
 }
@@ -345,10 +369,18 @@ pub fn partition_path(disk: &Path, number: u32) -> PathBuf {
     }
 }
 
-fn wait_for(path: &Path) -> Result<(), DeployError> {
-    let deadline = Instant::now() + Duration::from_secs(10);
+/// Waits for a partition's device node. The kernel's rescan (`blockdev --rereadpt`) is
+/// tried first; where it adds no partitions (some sandboxes), `partx -a` adds them one by
+/// one through BLKPG.
+fn wait_for(disk: &Path, path: &Path) -> Result<(), DeployError> {
+    let start = Instant::now();
+    let mut tried_partx = false;
     while !image::is_block_device(path) {
-        if Instant::now() > deadline {
+        if !tried_partx && start.elapsed() > Duration::from_secs(1) {
+            tried_partx = true;
+            let _ = command("partx", &["-a", &disk.to_string_lossy()]);
+        }
+        if start.elapsed() > Duration::from_secs(10) {
             return Err(DeployError::NoPartition {
                 path: path.display().to_string(),
             });
@@ -406,11 +438,17 @@ pub fn deploy_disk_image(
         written.bytes, written.downloaded, written.sha256
     ));
     if !image::is_block_device(disk) {
-        report(format!("{} is not a block device: the seed is not placed", disk.display()));
+        report(format!(
+            "{} is not a block device: the seed is not placed",
+            disk.display()
+        ));
         return Ok((written, None));
     }
     let _ = command("blockdev", &["--rereadpt", &disk.to_string_lossy()]);
     std::thread::sleep(Duration::from_millis(500));
+    if !image::is_block_device(&partition_path(disk, 1)) {
+        let _ = command("partx", &["-a", &disk.to_string_lossy()]);
+    }
     for number in 1..=16 {
         let partition = partition_path(disk, number);
         if !image::is_block_device(&partition) {
@@ -421,7 +459,10 @@ pub fn deploy_disk_image(
         };
         if mount.directory.join("etc").is_dir() {
             write_files(&mount.directory, seed)?;
-            report(format!("cloud-init seed written to {}", partition.display()));
+            report(format!(
+                "cloud-init seed written to {}",
+                partition.display()
+            ));
             return Ok((written, Some(partition)));
         }
     }
@@ -458,7 +499,10 @@ pub fn deploy_root_tarball(
         });
     }
     let device = disk.to_string_lossy().into_owned();
-    report(format!("partitioning {device} (GPT, {})", if uefi { "UEFI" } else { "BIOS" }));
+    report(format!(
+        "partitioning {device} (GPT, {})",
+        if uefi { "UEFI" } else { "BIOS" }
+    ));
     command("sgdisk", &["--zap-all", &device])?;
     let first = if uefi {
         ["-n", "1:2048:+256M", "-t", "1:ef00", "-c", "1:efi"]
@@ -471,15 +515,24 @@ pub fn deploy_root_tarball(
     let _ = command("blockdev", &["--rereadpt", &device]);
     let boot_partition = partition_path(disk, 1);
     let root_partition = partition_path(disk, 2);
-    wait_for(&root_partition)?;
+    wait_for(disk, &root_partition)?;
     report(format!("formatting {} as ext4", root_partition.display()));
     command(
         "mkfs.ext4",
-        &["-F", "-q", "-L", "cloudimg-rootfs", &root_partition.to_string_lossy()],
+        &[
+            "-F",
+            "-q",
+            "-L",
+            "cloudimg-rootfs",
+            &root_partition.to_string_lossy(),
+        ],
     )?;
     if uefi {
-        wait_for(&boot_partition)?;
-        command("mkfs.vfat", &["-F", "32", "-n", "UEFI", &boot_partition.to_string_lossy()])?;
+        wait_for(disk, &boot_partition)?;
+        command(
+            "mkfs.vfat",
+            &["-F", "32", "-n", "UEFI", &boot_partition.to_string_lossy()],
+        )?;
     }
     let target = work.join("target");
     let root_mount = Mount::new(&root_partition, &target, &["-t", "ext4"])?;
@@ -503,7 +556,11 @@ pub fn deploy_root_tarball(
     let mut fstab = "LABEL=cloudimg-rootfs / ext4 defaults 0 1\n".to_owned();
     let _esp_mount = if uefi {
         fstab.push_str("LABEL=UEFI /boot/efi vfat umask=0077 0 1\n");
-        Some(Mount::new(&boot_partition, &target.join("boot/efi"), &["-t", "vfat"])?)
+        Some(Mount::new(
+            &boot_partition,
+            &target.join("boot/efi"),
+            &["-t", "vfat"],
+        )?)
     } else {
         None
     };
@@ -527,9 +584,24 @@ pub fn deploy_root_tarball(
 }
 
 /// GRUB from the image (chroot, as curtin does) or from the environment.
-fn install_grub(target: &Path, disk: &str, uefi: bool, kernel_options: &str) -> Result<String, DeployError> {
+fn install_grub(
+    target: &Path,
+    disk: &str,
+    uefi: bool,
+    kernel_options: &str,
+) -> Result<String, DeployError> {
     let platform = if uefi { "x86_64-efi" } else { "i386-pc" };
     let target_text = target.to_string_lossy().into_owned();
+    // Tells grub-install which BIOS drive the disk is, which it cannot work out for loop
+    // devices and some controllers.
+    write_files(
+        target,
+        &[TargetFile {
+            path: "/boot/grub/device.map".into(),
+            content: format!("(hd0) {disk}\n"),
+            mode: 0o644,
+        }],
+    )?;
     let platform_arguments: Vec<String> = if uefi {
         vec![
             format!("--target={platform}"),
@@ -539,17 +611,26 @@ fn install_grub(target: &Path, disk: &str, uefi: bool, kernel_options: &str) -> 
     } else {
         vec![format!("--target={platform}")]
     };
-    if target.join("usr/sbin/grub-install").exists() && target.join(format!("usr/lib/grub/{platform}")).is_dir() {
+    if target.join("usr/sbin/grub-install").exists()
+        && target.join(format!("usr/lib/grub/{platform}")).is_dir()
+    {
         let mut binds = Vec::new();
         for directory in ["dev", "proc", "sys"] {
-            binds.push(Mount::new(Path::new(&format!("/{directory}")), &target.join(directory), &["--bind"])?);
+            binds.push(Mount::new(
+                Path::new(&format!("/{directory}")),
+                &target.join(directory),
+                &["--bind"],
+            )?);
         }
         if !kernel_options.trim().is_empty() {
             write_files(
                 target,
                 &[TargetFile {
                     path: "/etc/default/grub.d/50-maas.cfg".into(),
-                    content: format!("GRUB_CMDLINE_LINUX=\"$GRUB_CMDLINE_LINUX {}\"\n", kernel_options.trim()),
+                    content: format!(
+                        "GRUB_CMDLINE_LINUX=\"$GRUB_CMDLINE_LINUX {}\"\n",
+                        kernel_options.trim()
+                    ),
                     mode: 0o644,
                 }],
             )?;
@@ -561,7 +642,10 @@ fn install_grub(target: &Path, disk: &str, uefi: bool, kernel_options: &str) -> 
         }
         arguments.push(disk);
         command("chroot", &arguments)?;
-        command("chroot", &[&target_text, "grub-mkconfig", "-o", "/boot/grub/grub.cfg"])?;
+        command(
+            "chroot",
+            &[&target_text, "grub-mkconfig", "-o", "/boot/grub/grub.cfg"],
+        )?;
         drop(binds);
         return Ok(format!("the image's grub-install ({platform})"));
     }
@@ -582,13 +666,14 @@ fn install_grub(target: &Path, disk: &str, uefi: bool, kernel_options: &str) -> 
         arguments.push(&efi_directory);
     }
     arguments.push(disk);
-    command("grub-install", &arguments)
-        .map_err(|error| match error {
-            DeployError::Command { output, .. } if output.contains("No such file") && output.contains("grub-install") => {
-                DeployError::NoBootLoader { platform }
-            }
-            other => other,
-        })?;
+    command("grub-install", &arguments).map_err(|error| match error {
+        DeployError::Command { output, .. }
+            if output.contains("No such file") && output.contains("grub-install") =>
+        {
+            DeployError::NoBootLoader { platform }
+        }
+        other => other,
+    })?;
     let (kernel, initrd) = find_kernel(&target.join("boot"))?;
     let mut config = format!(
         "set default=0\nset timeout=1\nsearch --no-floppy --label cloudimg-rootfs --set=root\nmenuentry 'Deployed by MAAS' {{\n  linux /boot/{kernel} root=LABEL=cloudimg-rootfs ro {}\n",
@@ -606,7 +691,9 @@ fn install_grub(target: &Path, disk: &str, uefi: bool, kernel_options: &str) -> 
             mode: 0o644,
         }],
     )?;
-    Ok(format!("the environment's grub-install ({platform}) with a generated grub.cfg"))
+    Ok(format!(
+        "the environment's grub-install ({platform}) with a generated grub.cfg"
+    ))
 }
 
 /// The newest `vmlinuz-<version>` under `boot` and its `initrd.img-<version>`.
@@ -641,7 +728,13 @@ mod tests {
              cloudconfig:\n  maas-datasource:\n    content: 'datasource_list: [ MAAS ]'\n  90_maas_cloud_config.cfg: |\n    datasource: {}\n",
         )
         .unwrap();
-        assert_eq!(plan.source.kind, ImageKind::Disk { compression: Compression::Xz, tar: false });
+        assert_eq!(
+            plan.source.kind,
+            ImageKind::Disk {
+                compression: Compression::Xz,
+                tar: false
+            }
+        );
         assert!(plan.source.url.starts_with("http://10.0.0.1:5248/images/"));
         assert_eq!(plan.source.expected.sha256.as_deref(), Some("ABCD"));
         assert_eq!(plan.source.expected.size, Some(42));
@@ -650,19 +743,39 @@ mod tests {
         let paths: Vec<&str> = plan.files.iter().map(|f| f.path.as_str()).collect();
         assert_eq!(
             paths,
-            ["/etc/cloud/cloud.cfg.d/90_maas_cloud_config.cfg", "/etc/cloud/cloud.cfg.d/maas-datasource.cfg"]
+            [
+                "/etc/cloud/cloud.cfg.d/90_maas_cloud_config.cfg",
+                "/etc/cloud/cloud.cfg.d/maas-datasource.cfg"
+            ]
         );
     }
 
     #[test]
     fn source_strings() {
         let plan = Plan::parse("sources: {00: 'dd-tgz:http://h/x'}").unwrap();
-        assert_eq!(plan.source.kind, ImageKind::Disk { compression: Compression::Gzip, tar: true });
+        assert_eq!(
+            plan.source.kind,
+            ImageKind::Disk {
+                compression: Compression::Gzip,
+                tar: true
+            }
+        );
         assert_eq!(plan.source.url, "http://h/x");
         let plan = Plan::parse("sources: ['http://h/p/root-tgz/root.tgz']").unwrap();
-        assert_eq!(plan.source.kind, ImageKind::RootTar { compression: Compression::Gzip });
-        assert!(matches!(Plan::parse("sources: {a: 'http://h/unknown'}"), Err(DeployError::BadSource { .. })));
-        assert!(matches!(Plan::parse("storage: {}"), Err(DeployError::NoSource)));
+        assert_eq!(
+            plan.source.kind,
+            ImageKind::RootTar {
+                compression: Compression::Gzip
+            }
+        );
+        assert!(matches!(
+            Plan::parse("sources: {a: 'http://h/unknown'}"),
+            Err(DeployError::BadSource { .. })
+        ));
+        assert!(matches!(
+            Plan::parse("storage: {}"),
+            Err(DeployError::NoSource)
+        ));
         assert!(matches!(Plan::parse("{{{"), Err(DeployError::Yaml(_))));
     }
 
@@ -673,16 +786,37 @@ mod tests {
             token_key: "tk".into(),
             token_secret: "ts".into(),
         };
-        let seed = default_seed("http://10.0.0.1:5248/MAAS/metadata/curtin/", &credentials, "abc123");
-        assert!(seed[1].content.contains("metadata_url: 'http://10.0.0.1:5248/MAAS/metadata/'"));
+        let seed = default_seed(
+            "http://10.0.0.1:5248/MAAS/metadata/curtin/",
+            &credentials,
+            "abc123",
+        );
+        assert!(
+            seed[1]
+                .content
+                .contains("metadata_url: 'http://10.0.0.1:5248/MAAS/metadata/'")
+        );
         assert!(seed[1].content.contains("token_secret: 'ts'"));
-        assert!(seed[2].content.contains("endpoint: 'http://10.0.0.1:5248/MAAS/metadata/status/abc123'"));
+        assert!(
+            seed[2]
+                .content
+                .contains("endpoint: 'http://10.0.0.1:5248/MAAS/metadata/status/abc123'")
+        );
     }
 
     #[test]
     fn partition_names() {
-        assert_eq!(partition_path(Path::new("/dev/sda"), 2), PathBuf::from("/dev/sda2"));
-        assert_eq!(partition_path(Path::new("/dev/nvme0n1"), 1), PathBuf::from("/dev/nvme0n1p1"));
-        assert_eq!(partition_path(Path::new("/dev/loop3"), 1), PathBuf::from("/dev/loop3p1"));
+        assert_eq!(
+            partition_path(Path::new("/dev/sda"), 2),
+            PathBuf::from("/dev/sda2")
+        );
+        assert_eq!(
+            partition_path(Path::new("/dev/nvme0n1"), 1),
+            PathBuf::from("/dev/nvme0n1p1")
+        );
+        assert_eq!(
+            partition_path(Path::new("/dev/loop3"), 1),
+            PathBuf::from("/dev/loop3p1")
+        );
     }
 }

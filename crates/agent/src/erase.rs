@@ -250,7 +250,9 @@ fn secure_erase(target: &Target, report: &mut dyn FnMut(String)) -> Result<Metho
             .take(10)
             .collect();
         let supported = security.iter().any(|l| l.trim() == "supported");
-        let frozen = security.iter().any(|l| l.trim() == "frozen" && !l.contains("not"));
+        let frozen = security
+            .iter()
+            .any(|l| l.trim() == "frozen" && !l.contains("not"));
         if !supported {
             return Err("the drive has no ATA security feature set".into());
         }
@@ -258,9 +260,18 @@ fn secure_erase(target: &Target, report: &mut dyn FnMut(String)) -> Result<Metho
             return Err("the drive's security is frozen".into());
         }
         report(format!("{device}: ATA security erase"));
-        tool("hdparm", &["--user-master", "u", "--security-set-pass", "maas", &device])?;
-        if let Err(reason) = tool("hdparm", &["--user-master", "u", "--security-erase", "maas", &device]) {
-            let _ = tool("hdparm", &["--user-master", "u", "--security-disable", "maas", &device]);
+        tool(
+            "hdparm",
+            &["--user-master", "u", "--security-set-pass", "maas", &device],
+        )?;
+        if let Err(reason) = tool(
+            "hdparm",
+            &["--user-master", "u", "--security-erase", "maas", &device],
+        ) {
+            let _ = tool(
+                "hdparm",
+                &["--user-master", "u", "--security-disable", "maas", &device],
+            );
             return Err(reason);
         }
         return Ok(Method::SecureAta);
@@ -270,7 +281,9 @@ fn secure_erase(target: &Target, report: &mut dyn FnMut(String)) -> Result<Metho
         .and_then(|t| t.trim().parse::<u64>().ok())
         .unwrap_or(0);
     if discard == 0 {
-        return Err("the device supports neither NVMe format, ATA security erase nor discard".into());
+        return Err(
+            "the device supports neither NVMe format, ATA security erase nor discard".into(),
+        );
     }
     report(format!("{device}: blkdiscard --secure"));
     tool("blkdiscard", &["--secure", &device])?;

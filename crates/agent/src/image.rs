@@ -246,7 +246,11 @@ pub fn write_disk_image<R: Read>(
     })
 }
 
-fn copy_blocks<R: Read, W: Write>(mut reader: R, writer: &mut W, path: &str) -> Result<u64, ImageError> {
+fn copy_blocks<R: Read, W: Write>(
+    mut reader: R,
+    writer: &mut W,
+    path: &str,
+) -> Result<u64, ImageError> {
     let mut buffer = vec![0u8; BLOCK];
     let mut written = 0u64;
     loop {
@@ -293,15 +297,23 @@ mod tests {
     fn kinds() {
         assert_eq!(
             ImageKind::parse("ddxz").unwrap(),
-            ImageKind::Disk { compression: Compression::Xz, tar: false }
+            ImageKind::Disk {
+                compression: Compression::Xz,
+                tar: false
+            }
         );
         assert_eq!(
             ImageKind::parse("dd-tgz").unwrap(),
-            ImageKind::Disk { compression: Compression::Gzip, tar: true }
+            ImageKind::Disk {
+                compression: Compression::Gzip,
+                tar: true
+            }
         );
         assert_eq!(
             ImageKind::parse("root-tbz").unwrap(),
-            ImageKind::RootTar { compression: Compression::Bzip2 }
+            ImageKind::RootTar {
+                compression: Compression::Bzip2
+            }
         );
         assert!(ImageKind::parse("iso").is_err());
     }
@@ -313,7 +325,13 @@ mod tests {
             size: Some(3),
         };
         assert!(check(&expected, "ab", 3).is_ok());
-        assert!(matches!(check(&expected, "cd", 3), Err(ImageError::Sha256Mismatch { .. })));
-        assert!(matches!(check(&expected, "ab", 2), Err(ImageError::SizeMismatch { .. })));
+        assert!(matches!(
+            check(&expected, "cd", 3),
+            Err(ImageError::Sha256Mismatch { .. })
+        ));
+        assert!(matches!(
+            check(&expected, "ab", 2),
+            Err(ImageError::SizeMismatch { .. })
+        ));
     }
 }

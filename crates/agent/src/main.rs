@@ -15,7 +15,9 @@ use maas_agent::inventory::MachineResources;
 use maas_agent::log;
 
 fn usage() -> ExitCode {
-    eprintln!("usage: maas-agent [inventory] [--cmdline FILE] [--root DIR] [--dev DIR] [--work DIR] [--debug]");
+    eprintln!(
+        "usage: maas-agent [inventory] [--cmdline FILE] [--root DIR] [--dev DIR] [--work DIR] [--debug]"
+    );
     ExitCode::from(2)
 }
 
@@ -50,24 +52,36 @@ fn main() -> ExitCode {
         }
     }
     if inventory {
-        print!("{}", MachineResources::collect(&config.root, None).to_json());
+        print!(
+            "{}",
+            MachineResources::collect(&config.root, None).to_json()
+        );
         return ExitCode::SUCCESS;
     }
     config.cmdline = match std::fs::read_to_string(&cmdline_path) {
         Ok(text) => text,
         Err(error) => {
-            log::error("cannot read the kernel command line", &[("path", &cmdline_path.display()), ("error", &error)]);
+            log::error(
+                "cannot read the kernel command line",
+                &[("path", &cmdline_path.display()), ("error", &error)],
+            );
             return ExitCode::from(1);
         }
     };
-    log::info("maas-agent starting", &[("version", &env!("CARGO_PKG_VERSION"))]);
+    log::info(
+        "maas-agent starting",
+        &[("version", &env!("CARGO_PKG_VERSION"))],
+    );
     match agent::run(&config) {
         Ok(ending) => {
             log::info("maas-agent done", &[("ending", &format!("{ending:?}"))]);
             ExitCode::from(u8::try_from(ending.exit_code()).unwrap_or(1))
         }
         Err(error) => {
-            log::error("maas-agent failed", &[("error", &agent::error_chain(&error))]);
+            log::error(
+                "maas-agent failed",
+                &[("error", &agent::error_chain(&error))],
+            );
             ExitCode::from(1)
         }
     }

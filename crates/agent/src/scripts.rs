@@ -100,7 +100,10 @@ impl Script {
         match self.parameter(name) {
             Some(serde_json::Value::Bool(value)) => *value,
             Some(serde_json::Value::String(text)) => {
-                matches!(text.to_ascii_lowercase().as_str(), "true" | "1" | "yes" | "on")
+                matches!(
+                    text.to_ascii_lowercase().as_str(),
+                    "true" | "1" | "yes" | "on"
+                )
             }
             Some(serde_json::Value::Number(number)) => number.as_u64().is_some_and(|n| n != 0),
             _ => false,
@@ -130,7 +133,10 @@ impl Script {
                     let path = object.get("path").and_then(|p| p.as_str()).unwrap_or("");
                     let device = object.get("name").and_then(|p| p.as_str()).unwrap_or("");
                     arguments.push(match format {
-                        Some(format) => format.replace("{path}", path).replace("{name}", device).replace("{input}", path),
+                        Some(format) => format
+                            .replace("{path}", path)
+                            .replace("{name}", device)
+                            .replace("{input}", path),
                         None => format!("{flag}={path}"),
                     });
                 }
@@ -300,8 +306,14 @@ pub fn run(run: &Run<'_>) -> Outcome {
     let _ = std::fs::remove_file(&result_path);
     let paths = [
         ("OUTPUT_COMBINED_PATH", run.output_directory.join(run.name)),
-        ("OUTPUT_STDOUT_PATH", run.output_directory.join(format!("{}.out", run.name))),
-        ("OUTPUT_STDERR_PATH", run.output_directory.join(format!("{}.err", run.name))),
+        (
+            "OUTPUT_STDOUT_PATH",
+            run.output_directory.join(format!("{}.out", run.name)),
+        ),
+        (
+            "OUTPUT_STDERR_PATH",
+            run.output_directory.join(format!("{}.err", run.name)),
+        ),
         ("RESULT_PATH", result_path.clone()),
     ];
     let mut command = Command::new(run.program);
@@ -339,8 +351,14 @@ pub fn run(run: &Run<'_>) -> Outcome {
     let (done_sender, done) = mpsc::channel();
     let mut readers = Vec::new();
     let pipes: [Option<Box<dyn Read + Send>>; 2] = [
-        child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>),
-        child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>),
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
     ];
     for pipe in pipes.into_iter().flatten() {
         let own = Arc::new(Mutex::new(Vec::new()));
@@ -369,7 +387,10 @@ pub fn run(run: &Run<'_>) -> Outcome {
             Ok(None) => {}
             Err(_) => break None,
         }
-        if run.timeout.is_some_and(|timeout| started.elapsed() > timeout) {
+        if run
+            .timeout
+            .is_some_and(|timeout| started.elapsed() > timeout)
+        {
             timed_out = true;
             kill_group(group);
             break child.wait().ok();
@@ -413,7 +434,9 @@ pub fn run(run: &Run<'_>) -> Outcome {
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn kill_group(group: u32) {

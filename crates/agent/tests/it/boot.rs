@@ -45,7 +45,8 @@ fn environment_boots_and_commissions_the_vm() {
         return;
     }
     let out = tempfile::tempdir().unwrap();
-    let agent = std::env::var("MAAS_AGENT_BINARY").unwrap_or_else(|_| env!("CARGO_BIN_EXE_maas-agent").to_owned());
+    let agent = std::env::var("MAAS_AGENT_BINARY")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_maas-agent").to_owned());
     let build = Instant::now();
     let status = Command::new(repo().join("scripts/build-ephemeral.sh"))
         .arg(out.path())
@@ -53,7 +54,10 @@ fn environment_boots_and_commissions_the_vm() {
         .status()
         .unwrap();
     assert!(status.success(), "build-ephemeral.sh failed");
-    eprintln!("boot test: environment built in {:.1} s", build.elapsed().as_secs_f64());
+    eprintln!(
+        "boot test: environment built in {:.1} s",
+        build.elapsed().as_secs_f64()
+    );
 
     let index = serde_json::to_vec(&serde_json::json!({"1.0": {"commissioning_scripts": [
         {"name": "50-maas-01-commissioning", "path": "commissioning/50-maas-01-commissioning",
@@ -63,11 +67,18 @@ fn environment_boots_and_commissions_the_vm() {
     .unwrap();
     let tar = tarball(&[
         ("index.json", 0o644, &index),
-        ("commissioning/50-maas-01-commissioning", 0o755, b"#!/usr/bin/python3\n"),
+        (
+            "commissioning/50-maas-01-commissioning",
+            0o755,
+            b"#!/usr/bin/python3\n",
+        ),
         ("commissioning/uname", 0o755, b"#!/bin/sh\nuname -r\n"),
     ]);
     let peer = Peer::start(move |request| {
-        let base = request.header("Host").map(|h| format!("http://{h}")).unwrap_or_default();
+        let base = request
+            .header("Host")
+            .map(|h| format!("http://{h}"))
+            .unwrap_or_default();
         match request.target.as_str() {
             "/MAAS/metadata/latest/by-id/vm0001/?op=get_preseed" => Reply::ok(format!(
                 "#cloud-config\ndatasource:\n  MAAS:\n    metadata_url: {base}/MAAS/metadata/\n    consumer_key: ck\n    token_key: tk\n    token_secret: ts\npower_state: {{mode: poweroff}}\n"
@@ -115,7 +126,10 @@ fn environment_boots_and_commissions_the_vm() {
     let mut inventory_at = None;
     let exited = loop {
         if inventory_at.is_none()
-            && peer.requests().iter().any(|r| r.field("name").as_deref() == Some("50-maas-01-commissioning") && r.field("exit_status").is_some())
+            && peer.requests().iter().any(|r| {
+                r.field("name").as_deref() == Some("50-maas-01-commissioning")
+                    && r.field("exit_status").is_some()
+            })
         {
             inventory_at = Some(started.elapsed());
         }
@@ -130,8 +144,19 @@ fn environment_boots_and_commissions_the_vm() {
         std::thread::sleep(Duration::from_millis(100));
     };
     let log = std::fs::read_to_string(&console).unwrap_or_default();
-    let tail: String = log.lines().rev().take(40).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
-    assert!(exited.is_some(), "the VM did not power off within 120 s; console:\n{tail}");
+    let tail: String = log
+        .lines()
+        .rev()
+        .take(40)
+        .collect::<Vec<_>>()
+        .into_iter()
+        .rev()
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        exited.is_some(),
+        "the VM did not power off within 120 s; console:\n{tail}"
+    );
     eprintln!(
         "boot test: inventory posted {:.1} s after qemu started, VM off after {:.1} s",
         inventory_at.map_or(f64::NAN, |d| d.as_secs_f64()),
@@ -140,9 +165,16 @@ fn environment_boots_and_commissions_the_vm() {
     let requests = peer.requests();
     let result = requests
         .iter()
-        .find(|r| r.field("name").as_deref() == Some("50-maas-01-commissioning") && r.field("exit_status").is_some())
+        .find(|r| {
+            r.field("name").as_deref() == Some("50-maas-01-commissioning")
+                && r.field("exit_status").is_some()
+        })
         .unwrap_or_else(|| panic!("no inventory posted; console:\n{tail}"));
-    let out_part = result.parts().into_iter().find(|p| p.name == "50-maas-01-commissioning.out").unwrap();
+    let out_part = result
+        .parts()
+        .into_iter()
+        .find(|p| p.name == "50-maas-01-commissioning.out")
+        .unwrap();
     let json: serde_json::Value = serde_json::from_slice(&out_part.content).unwrap();
     let resources = &json["resources"];
     assert_eq!(resources["cpu"]["total"], 2, "{tail}");
@@ -156,13 +188,20 @@ fn environment_boots_and_commissions_the_vm() {
     assert_eq!(port["ports"][0]["address"], "52:54:00:12:34:56");
     assert_eq!(json["machine-extra"]["firmware"], "bios");
     assert_eq!(json["environment"]["kernel_architecture"], "x86_64");
-    assert_eq!(json["networks"]["eth0"]["addresses"][0]["address"], "10.0.2.15");
+    assert_eq!(
+        json["networks"]["eth0"]["addresses"][0]["address"],
+        "10.0.2.15"
+    );
     let uname = requests
         .iter()
         .find(|r| r.field("name").as_deref() == Some("uname") && r.field("exit_status").is_some())
         .unwrap();
     assert_eq!(uname.field("exit_status").as_deref(), Some("0"));
-    let last = requests.iter().filter(|r| r.field("status").is_some()).last().unwrap();
+    let last = requests
+        .iter()
+        .filter(|r| r.field("status").is_some())
+        .last()
+        .unwrap();
     assert_eq!(last.field("status").as_deref(), Some("OK"), "{tail}");
     assert!(log.contains("agent exited with 0"), "{tail}");
 }

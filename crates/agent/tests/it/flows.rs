@@ -12,7 +12,9 @@ use crate::peer::{Peer, Recorded, Reply, tarball};
 const SYSTEM_ID: &str = "abc123";
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/inventory").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/inventory")
+        .join(name)
 }
 
 fn node_preseed(base: &str, curtin: bool) -> String {
@@ -129,9 +131,14 @@ fn commissioning_tarball() -> Vec<u8> {
 fn commissioning_runs_scripts_and_uploads_results() {
     let tar = commissioning_tarball();
     let peer = Peer::start(move |request| {
-        let base = request.header("Host").map(|h| format!("http://{h}")).unwrap_or_default();
+        let base = request
+            .header("Host")
+            .map(|h| format!("http://{h}"))
+            .unwrap_or_default();
         match request.target.as_str() {
-            "/MAAS/metadata/latest/by-id/abc123/?op=get_preseed" => Reply::ok(node_preseed(&base, false)),
+            "/MAAS/metadata/latest/by-id/abc123/?op=get_preseed" => {
+                Reply::ok(node_preseed(&base, false))
+            }
             "/MAAS/metadata/latest/meta-data/instance-id" => Reply::ok(SYSTEM_ID),
             "/MAAS/metadata/latest/maas-scripts" => Reply::ok(tar.clone()),
             "/MAAS/metadata/latest/" => Reply::ok("OK"),
@@ -140,7 +147,12 @@ fn commissioning_runs_scripts_and_uploads_results() {
         }
     });
     let work = tempfile::tempdir().unwrap();
-    let config = config(&peer, "/MAAS/metadata/latest/by-id/abc123/?op=get_preseed", work.path(), work.path());
+    let config = config(
+        &peer,
+        "/MAAS/metadata/latest/by-id/abc123/?op=get_preseed",
+        work.path(),
+        work.path(),
+    );
     let ending = agent::run(&config).unwrap();
     assert_eq!(ending, Ending::PowerOff);
     let requests = peer.requests();
@@ -180,8 +192,16 @@ fn commissioning_runs_scripts_and_uploads_results() {
     let start = signals[0];
     assert_eq!(start.field("op").as_deref(), Some("signal"));
     assert_eq!(start.field("script_result_id").as_deref(), Some("13"));
-    assert_eq!(start.field("error").as_deref(), Some("Starting echo-args [1/5]"));
-    assert!(start.header("Content-Type").unwrap().starts_with("multipart/form-data; boundary="));
+    assert_eq!(
+        start.field("error").as_deref(),
+        Some("Starting echo-args [1/5]")
+    );
+    assert!(
+        start
+            .header("Content-Type")
+            .unwrap()
+            .starts_with("multipart/form-data; boundary=")
+    );
     // Result: exit status, runtime, the four files named after the script.
     let result = signals[1];
     assert_eq!(result.field("exit_status").as_deref(), Some("0"));
@@ -193,14 +213,26 @@ fn commissioning_runs_scripts_and_uploads_results() {
         .map(|p| (p.name, p.content))
         .collect();
     let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
-    assert_eq!(names, ["echo-args", "echo-args.out", "echo-args.err", "echo-args.yaml"]);
+    assert_eq!(
+        names,
+        [
+            "echo-args",
+            "echo-args.out",
+            "echo-args.err",
+            "echo-args.yaml"
+        ]
+    );
     assert_eq!(files[1].1, b"args: --flag --speed=fast\n");
     assert_eq!(files[2].1, b"to-stderr\n");
     assert_eq!(files[3].1, b"status: passed\n");
     // The builtin inventory script uploads the machine-resources JSON as its stdout.
     let inventory = signals[3];
     assert_eq!(inventory.field("script_version_id").as_deref(), Some("101"));
-    let out = inventory.parts().into_iter().find(|p| p.name == "50-maas-01-commissioning.out").unwrap();
+    let out = inventory
+        .parts()
+        .into_iter()
+        .find(|p| p.name == "50-maas-01-commissioning.out")
+        .unwrap();
     let json: serde_json::Value = serde_json::from_slice(&out.content).unwrap();
     assert_eq!(json["resources"]["cpu"]["total"], 2);
     assert_eq!(json["machine-extra"]["boot_mac"], "52:54:00:12:34:56");
@@ -208,13 +240,24 @@ fn commissioning_runs_scripts_and_uploads_results() {
     assert_eq!(signals[5].field("exit_status").as_deref(), Some("3"));
     // The timed-out script: exit status 124 and the output it had written.
     assert_eq!(signals[7].field("exit_status").as_deref(), Some("124"));
-    let combined = signals[7].parts().into_iter().find(|p| p.name == "sleeper").unwrap();
+    let combined = signals[7]
+        .parts()
+        .into_iter()
+        .find(|p| p.name == "sleeper")
+        .unwrap();
     assert_eq!(combined.content, b"sleeping\n");
     // A builtin whose interpreter is missing is skipped, not failed.
-    let lshw = signals[9].parts().into_iter().find(|p| p.name == "maas-lshw.yaml").unwrap();
+    let lshw = signals[9]
+        .parts()
+        .into_iter()
+        .find(|p| p.name == "maas-lshw.yaml")
+        .unwrap();
     assert_eq!(lshw.content, b"status: skipped\n");
     let last = signals.last().unwrap();
-    assert_eq!(last.field("error").as_deref(), Some("2 scripts failed to run"));
+    assert_eq!(
+        last.field("error").as_deref(),
+        Some("2 scripts failed to run")
+    );
     // Heartbeats ran while the sleeper did.
     assert!(requests.iter().any(is_heartbeat), "no heartbeat sent");
     // The event log: a start per script, a failed finish for the failures, modules-final last.
@@ -243,18 +286,32 @@ fn unknown_machine_enlists_then_commissions() {
         ]})),
     )]);
     let peer = Peer::start(move |request| {
-        let base = request.header("Host").map(|h| format!("http://{h}")).unwrap_or_default();
+        let base = request
+            .header("Host")
+            .map(|h| format!("http://{h}"))
+            .unwrap_or_default();
         match (request.method.as_str(), request.target.as_str()) {
-            (_, "/MAAS/metadata/latest/enlist-preseed/?op=get_enlist_preseed") => Reply::ok(format!(
-                "#cloud-config\ndatasource:\n  MAAS:\n    metadata_url: {base}/MAAS/metadata/\npower_state: {{mode: poweroff}}\n"
-            )),
-            ("GET", "/MAAS/api/2.0/machines/?op=is_registered&mac_address=52%3A54%3A00%3A12%3A34%3A56") => Reply::ok("false"),
-            ("GET", "/MAAS/metadata/latest/maas-scripts") if request.header("Authorization").is_none() => Reply::status(204),
+            (_, "/MAAS/metadata/latest/enlist-preseed/?op=get_enlist_preseed") => {
+                Reply::ok(format!(
+                    "#cloud-config\ndatasource:\n  MAAS:\n    metadata_url: {base}/MAAS/metadata/\npower_state: {{mode: poweroff}}\n"
+                ))
+            }
+            (
+                "GET",
+                "/MAAS/api/2.0/machines/?op=is_registered&mac_address=52%3A54%3A00%3A12%3A34%3A56",
+            ) => Reply::ok("false"),
+            ("GET", "/MAAS/metadata/latest/maas-scripts")
+                if request.header("Authorization").is_none() =>
+            {
+                Reply::status(204)
+            }
             ("POST", "/MAAS/api/2.0/machines/") => {
                 seen.store(true, Ordering::SeqCst);
                 Reply::ok(format!("{{\"system_id\": \"{SYSTEM_ID}\", \"status\": 1}}"))
             }
-            (_, "/MAAS/metadata/latest/by-id/abc123/?op=get_preseed") => Reply::ok(node_preseed(&base, false)),
+            (_, "/MAAS/metadata/latest/by-id/abc123/?op=get_preseed") => {
+                Reply::ok(node_preseed(&base, false))
+            }
             (_, "/MAAS/metadata/latest/meta-data/instance-id") => Reply::ok(SYSTEM_ID),
             (_, "/MAAS/metadata/latest/maas-scripts") => Reply::ok(tar.clone()),
             (_, "/MAAS/metadata/latest/") => Reply::ok("OK"),
@@ -263,7 +320,12 @@ fn unknown_machine_enlists_then_commissions() {
         }
     });
     let work = tempfile::tempdir().unwrap();
-    let config = config(&peer, "/MAAS/metadata/latest/enlist-preseed/?op=get_enlist_preseed", work.path(), work.path());
+    let config = config(
+        &peer,
+        "/MAAS/metadata/latest/enlist-preseed/?op=get_enlist_preseed",
+        work.path(),
+        work.path(),
+    );
     assert_eq!(agent::run(&config).unwrap(), Ending::PowerOff);
     assert!(created.load(Ordering::SeqCst));
     let requests = peer.requests();
@@ -272,7 +334,8 @@ fn unknown_machine_enlists_then_commissions() {
         calls(&requests),
         [
             "GET /MAAS/metadata/latest/enlist-preseed/?op=get_enlist_preseed".to_owned(),
-            "GET /MAAS/api/2.0/machines/?op=is_registered&mac_address=52%3A54%3A00%3A12%3A34%3A56".into(),
+            "GET /MAAS/api/2.0/machines/?op=is_registered&mac_address=52%3A54%3A00%3A12%3A34%3A56"
+                .into(),
             "GET /MAAS/metadata/latest/maas-scripts".into(),
             "POST /MAAS/api/2.0/machines/".into(),
             "GET /MAAS/metadata/latest/by-id/abc123/?op=get_preseed".into(),
@@ -284,13 +347,20 @@ fn unknown_machine_enlists_then_commissions() {
         ]
     );
     for request in &requests[..5] {
-        assert!(request.header("Authorization").is_none(), "{} is signed", request.target);
+        assert!(
+            request.header("Authorization").is_none(),
+            "{} is signed",
+            request.target
+        );
     }
     for request in &requests[5..] {
         assert_signed(request);
     }
     let create = &requests[3];
-    assert_eq!(create.field("architecture").as_deref(), Some("amd64/generic"));
+    assert_eq!(
+        create.field("architecture").as_deref(),
+        Some("amd64/generic")
+    );
     assert_eq!(create.field("commission").as_deref(), Some("true"));
     let macs: Vec<String> = create
         .parts()
@@ -299,23 +369,34 @@ fn unknown_machine_enlists_then_commissions() {
         .map(|p| String::from_utf8(p.content).unwrap())
         .collect();
     assert_eq!(macs, ["52:54:00:12:34:56"]);
-    assert_eq!(requests.last().unwrap().path(), "/MAAS/metadata/status/abc123");
+    assert_eq!(
+        requests.last().unwrap().path(),
+        "/MAAS/metadata/status/abc123"
+    );
 }
 
 #[test]
 fn registered_machine_stops_before_enlisting() {
     let peer = Peer::start(|request| {
-        let base = request.header("Host").map(|h| format!("http://{h}")).unwrap_or_default();
+        let base = request
+            .header("Host")
+            .map(|h| format!("http://{h}"))
+            .unwrap_or_default();
         match request.path() {
-            "/MAAS/metadata/latest/enlist-preseed/" => {
-                Reply::ok(format!("datasource: {{MAAS: {{metadata_url: '{base}/MAAS/metadata/'}}}}"))
-            }
+            "/MAAS/metadata/latest/enlist-preseed/" => Reply::ok(format!(
+                "datasource: {{MAAS: {{metadata_url: '{base}/MAAS/metadata/'}}}}"
+            )),
             "/MAAS/api/2.0/machines/" if request.method == "GET" => Reply::ok("true"),
             _ => Reply::status(500),
         }
     });
     let work = tempfile::tempdir().unwrap();
-    let config = config(&peer, "/MAAS/metadata/latest/enlist-preseed/?op=get_enlist_preseed", work.path(), work.path());
+    let config = config(
+        &peer,
+        "/MAAS/metadata/latest/enlist-preseed/?op=get_enlist_preseed",
+        work.path(),
+        work.path(),
+    );
     assert_eq!(agent::run(&config).unwrap(), Ending::PowerOff);
     assert_eq!(peer.requests().len(), 2);
 }
@@ -336,7 +417,10 @@ fn bad_orders_are_errors_not_panics() {
     }
     let mut config = config(&peer, "/yaml", work.path(), work.path());
     config.cmdline = "console=ttyS0 quiet".into();
-    assert!(matches!(agent::run(&config), Err(agent::AgentError::NoPreseedUrl)));
+    assert!(matches!(
+        agent::run(&config),
+        Err(agent::AgentError::NoPreseedUrl)
+    ));
     config.cmdline = "cloud-config-url=https://10.0.0.1/x".into();
     assert!(agent::run(&config).is_err());
 }
@@ -344,11 +428,16 @@ fn bad_orders_are_errors_not_panics() {
 #[test]
 fn bad_tarball_is_reported_as_failure() {
     let peer = Peer::start(|request| {
-        let base = request.header("Host").map(|h| format!("http://{h}")).unwrap_or_default();
+        let base = request
+            .header("Host")
+            .map(|h| format!("http://{h}"))
+            .unwrap_or_default();
         match request.target.as_str() {
             "/p" => Reply::ok(node_preseed(&base, false)),
             "/MAAS/metadata/latest/meta-data/instance-id" => Reply::ok(SYSTEM_ID),
-            "/MAAS/metadata/latest/maas-scripts" => Reply::ok(b"this is not a tar archive at all".repeat(40)),
+            "/MAAS/metadata/latest/maas-scripts" => {
+                Reply::ok(b"this is not a tar archive at all".repeat(40))
+            }
             "/MAAS/metadata/latest/" => Reply::ok("OK"),
             _ => Reply::status(204),
         }
@@ -357,8 +446,16 @@ fn bad_tarball_is_reported_as_failure() {
     let config = config(&peer, "/p", work.path(), work.path());
     assert_eq!(agent::run(&config).unwrap(), Ending::PowerOff);
     let requests = peer.requests();
-    let failed = requests.iter().find(|r| r.field("status").as_deref() == Some("FAILED")).unwrap();
-    assert!(failed.field("error").unwrap().starts_with("the maas-scripts tarball is unusable"));
+    let failed = requests
+        .iter()
+        .find(|r| r.field("status").as_deref() == Some("FAILED"))
+        .unwrap();
+    assert!(
+        failed
+            .field("error")
+            .unwrap()
+            .starts_with("the maas-scripts tarball is unusable")
+    );
 }
 
 #[test]
@@ -373,7 +470,10 @@ fn release_quick_erases_every_disk() {
         ]})),
     )]);
     let peer = Peer::start(move |request| {
-        let base = request.header("Host").map(|h| format!("http://{h}")).unwrap_or_default();
+        let base = request
+            .header("Host")
+            .map(|h| format!("http://{h}"))
+            .unwrap_or_default();
         match request.target.as_str() {
             "/p" => Reply::ok(node_preseed(&base, false)),
             "/MAAS/metadata/latest/meta-data/instance-id" => Reply::ok(SYSTEM_ID),
@@ -405,14 +505,28 @@ fn release_quick_erases_every_disk() {
         ]
     );
     let events = events(&requests);
-    assert!(events.iter().any(|e| e["name"] == "maas-agent/erase/vda" && e["event_type"] == "start"));
+    assert!(
+        events
+            .iter()
+            .any(|e| e["name"] == "maas-agent/erase/vda" && e["event_type"] == "start")
+    );
     let last = events.last().unwrap();
-    assert_eq!((last["name"].as_str(), last["result"].as_str()), (Some("modules-final"), Some("SUCCESS")));
+    assert_eq!(
+        (last["name"].as_str(), last["result"].as_str()),
+        (Some("modules-final"), Some("SUCCESS"))
+    );
 }
 
-fn deploy_peer(image: Vec<u8>, config_yaml: impl Fn(&str) -> String + Send + Sync + 'static, claimed: Option<usize>) -> Peer {
+fn deploy_peer(
+    image: Vec<u8>,
+    config_yaml: impl Fn(&str) -> String + Send + Sync + 'static,
+    claimed: Option<usize>,
+) -> Peer {
     Peer::start(move |request| {
-        let base = request.header("Host").map(|h| format!("http://{h}")).unwrap_or_default();
+        let base = request
+            .header("Host")
+            .map(|h| format!("http://{h}"))
+            .unwrap_or_default();
         match request.target.as_str() {
             "/p" => Reply::ok(node_preseed(&base, true)),
             "/MAAS/metadata/curtin/latest/meta-data/instance-id" => Reply::ok(SYSTEM_ID),
@@ -423,7 +537,8 @@ fn deploy_peer(image: Vec<u8>, config_yaml: impl Fn(&str) -> String + Send + Syn
                 reply.claimed_length = claimed;
                 reply
             }
-            "/MAAS/metadata/curtin/latest/" | "/MAAS/metadata/latest/by-id/abc123/?op=netboot_off" => Reply::ok("OK"),
+            "/MAAS/metadata/curtin/latest/"
+            | "/MAAS/metadata/latest/by-id/abc123/?op=netboot_off" => Reply::ok("OK"),
             "/MAAS/metadata/status/abc123" => Reply::status(204),
             _ => Reply::status(404),
         }
@@ -439,7 +554,10 @@ fn gzip(data: &[u8]) -> Vec<u8> {
 
 fn sha256_hex(data: &[u8]) -> String {
     use sha2::Digest;
-    sha2::Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect()
+    sha2::Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 #[test]
@@ -480,13 +598,22 @@ fn deploy_writes_a_dd_image_and_reboots() {
             format!("{signal} OK"),
         ]
     );
-    let image_request = requests.iter().find(|r| r.path() == "/images/root-dd.gz").unwrap();
+    let image_request = requests
+        .iter()
+        .find(|r| r.path() == "/images/root-dd.gz")
+        .unwrap();
     assert!(image_request.header("Authorization").is_none());
     let events = events(&requests);
     let curtin: Vec<String> = events
         .iter()
         .filter(|e| e["origin"] == "curtin")
-        .map(|e| format!("{} {}", e["event_type"].as_str().unwrap(), e["name"].as_str().unwrap()))
+        .map(|e| {
+            format!(
+                "{} {}",
+                e["event_type"].as_str().unwrap(),
+                e["name"].as_str().unwrap()
+            )
+        })
         .collect();
     assert_eq!(
         curtin,
@@ -499,7 +626,10 @@ fn deploy_writes_a_dd_image_and_reboots() {
             "finish cmd-install",
         ]
     );
-    let install = events.iter().find(|e| e["name"] == "cmd-install" && e["event_type"] == "finish").unwrap();
+    let install = events
+        .iter()
+        .find(|e| e["name"] == "cmd-install" && e["event_type"] == "finish")
+        .unwrap();
     assert_eq!(install["result"], "SUCCESS");
     assert_eq!(install["files"][0]["path"], "/tmp/install.log");
     assert_eq!(install["files"][0]["encoding"], "base64");
@@ -511,7 +641,12 @@ fn deploy_with_a_wrong_checksum_fails_and_leaves_no_bootable_disk() {
     let raw = vec![0x55u8; 2 << 20];
     let peer = deploy_peer(
         gzip(&raw),
-        |base| format!("sources:\n  00: {{uri: '{base}/images/root-dd.gz', type: dd-gz, sha256: '{}'}}\n", "0".repeat(64)),
+        |base| {
+            format!(
+                "sources:\n  00: {{uri: '{base}/images/root-dd.gz', type: dd-gz, sha256: '{}'}}\n",
+                "0".repeat(64)
+            )
+        },
         None,
     );
     let work = tempfile::tempdir().unwrap();
@@ -520,13 +655,25 @@ fn deploy_with_a_wrong_checksum_fails_and_leaves_no_bootable_disk() {
     let config = config(&peer, "/p", work.path(), dev.path());
     assert_eq!(agent::run(&config).unwrap(), Ending::PowerOff);
     let written = std::fs::read(dev.path().join("vda")).unwrap();
-    assert!(written[..1 << 20].iter().all(|b| *b == 0), "the first MiB must be wiped");
+    assert!(
+        written[..1 << 20].iter().all(|b| *b == 0),
+        "the first MiB must be wiped"
+    );
     let requests = peer.requests();
-    let failed = requests.iter().find(|r| r.field("status").as_deref() == Some("FAILED")).unwrap();
+    let failed = requests
+        .iter()
+        .find(|r| r.field("status").as_deref() == Some("FAILED"))
+        .unwrap();
     let error = failed.field("error").unwrap();
-    assert!(error.starts_with("Installation failed: image SHA-256 is "), "{error}");
+    assert!(
+        error.starts_with("Installation failed: image SHA-256 is "),
+        "{error}"
+    );
     assert!(!requests.iter().any(|r| r.target.contains("netboot_off")));
-    let install = events(&requests).into_iter().find(|e| e["name"] == "cmd-install" && e["event_type"] == "finish").unwrap();
+    let install = events(&requests)
+        .into_iter()
+        .find(|e| e["name"] == "cmd-install" && e["event_type"] == "finish")
+        .unwrap();
     assert_eq!(install["result"], "FAIL");
 }
 
@@ -549,5 +696,12 @@ fn deploy_of_a_short_image_fails() {
         .into_iter()
         .find(|r| r.field("status").as_deref() == Some("FAILED"))
         .unwrap();
-    assert!(failed.field("error").unwrap().contains("body bytes missing"), "{:?}", failed.field("error"));
+    assert!(
+        failed
+            .field("error")
+            .unwrap()
+            .contains("body bytes missing"),
+        "{:?}",
+        failed.field("error")
+    );
 }
