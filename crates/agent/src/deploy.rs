@@ -477,6 +477,7 @@ pub fn booted_uefi(root: &Path) -> bool {
 
 /// Partitions `disk` (GPT: a BIOS boot partition or an ESP, then the root), formats it,
 /// extracts the tarball, writes the seed and fstab, and installs GRUB.
+#[allow(clippy::too_many_arguments)] // each is a distinct input of the install; a struct would only rename them
 pub fn deploy_root_tarball(
     source: impl Read,
     plan: &Plan,

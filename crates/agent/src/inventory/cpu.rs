@@ -93,8 +93,9 @@ pub fn collect(fs: &Sysfs) -> Collected {
             .unwrap_or_default(),
     );
 
-    // socket -> (core, die) -> threads
-    let mut sockets: BTreeMap<u64, BTreeMap<(u64, u64), Vec<(u64, u64)>>> = BTreeMap::new();
+    // socket -> (core, die) -> threads as (cpu id, thread index)
+    type Cores = BTreeMap<(u64, u64), Vec<(u64, u64)>>;
+    let mut sockets: BTreeMap<u64, Cores> = BTreeMap::new();
     let mut first_of_socket: BTreeMap<u64, usize> = BTreeMap::new();
     let mut frequency: BTreeMap<u64, (u64, u64, u64)> = BTreeMap::new();
     let mut online: BTreeMap<u64, bool> = BTreeMap::new();

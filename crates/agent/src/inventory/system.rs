@@ -193,21 +193,19 @@ fn is_placeholder(value: &str) -> bool {
 pub fn pci_address_in(path: &Path) -> Option<String> {
     path.iter()
         .map(|component| component.to_string_lossy().into_owned())
-        .filter(|component| is_pci_address(component))
-        .last()
+        .rfind(|component| is_pci_address(component))
 }
 
 /// The USB `bus-port` of a device path (`1-1`, `2-1.4`).
 pub fn usb_address_in(path: &Path) -> Option<String> {
     path.iter()
         .map(|component| component.to_string_lossy().into_owned())
-        .filter(|component| {
+        .rfind(|component| {
             let mut parts = component.split('-');
             matches!((parts.next(), parts.next(), parts.next()),
                 (Some(bus), Some(port), None) if bus.parse::<u32>().is_ok()
                     && !port.is_empty() && port.split('.').all(|p| p.parse::<u32>().is_ok()))
         })
-        .last()
 }
 
 fn is_pci_address(text: &str) -> bool {

@@ -199,8 +199,7 @@ fn environment_boots_and_commissions_the_vm() {
     assert_eq!(uname.field("exit_status").as_deref(), Some("0"));
     let last = requests
         .iter()
-        .filter(|r| r.field("status").is_some())
-        .last()
+        .rfind(|r| r.field("status").is_some())
         .unwrap();
     assert_eq!(last.field("status").as_deref(), Some("OK"), "{tail}");
     assert!(log.contains("agent exited with 0"), "{tail}");
