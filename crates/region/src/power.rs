@@ -41,7 +41,11 @@ pub struct PowerFailure {
 pub trait PowerControl: Send + Sync {
     /// Performs `request` on the node's BMC. `Ok(None)` means the power type
     /// can't control or report power (`manual`, or none set).
-    async fn execute(&self, node: &Node, request: PowerRequest) -> Result<Option<PowerState>, PowerFailure>;
+    async fn execute(
+        &self,
+        node: &Node,
+        request: PowerRequest,
+    ) -> Result<Option<PowerState>, PowerFailure>;
 }
 
 /// Drives BMCs straight from the region with `maas-power`.
@@ -51,13 +55,19 @@ pub struct DirectPower {
 
 impl Default for DirectPower {
     fn default() -> DirectPower {
-        DirectPower { timeouts: maas_power::Timeouts::default() }
+        DirectPower {
+            timeouts: maas_power::Timeouts::default(),
+        }
     }
 }
 
 #[async_trait]
 impl PowerControl for DirectPower {
-    async fn execute(&self, node: &Node, request: PowerRequest) -> Result<Option<PowerState>, PowerFailure> {
+    async fn execute(
+        &self,
+        node: &Node,
+        request: PowerRequest,
+    ) -> Result<Option<PowerState>, PowerFailure> {
         if node.power_type.is_empty() || node.power_type == "manual" {
             return Ok(None);
         }

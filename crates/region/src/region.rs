@@ -89,7 +89,12 @@ impl Region {
         Region::with_power(store, config, clock, Arc::new(DirectPower::default()))
     }
 
-    pub fn with_power(store: Arc<dyn Store>, config: RegionConfig, clock: Arc<dyn Clock>, power: Arc<dyn PowerControl>) -> Arc<Region> {
+    pub fn with_power(
+        store: Arc<dyn Store>,
+        config: RegionConfig,
+        clock: Arc<dyn Clock>,
+        power: Arc<dyn PowerControl>,
+    ) -> Arc<Region> {
         let resources = api::resources();
         let api_hash = api::describe::hash(&resources);
         Arc::new(Region {
@@ -111,9 +116,13 @@ impl Region {
 impl Region {
     /// Prepares the database for serving (builtin scripts) and starts the
     /// background work: status timers and heartbeat supervision.
-    pub async fn start(self: &Arc<Region>) -> Result<tokio::task::JoinHandle<()>, crate::ServiceError> {
+    pub async fn start(
+        self: &Arc<Region>,
+    ) -> Result<tokio::task::JoinHandle<()>, crate::ServiceError> {
         crate::service::scripts::install_builtins(self.store.as_ref(), self.now()).await?;
         let region = self.clone();
-        Ok(tokio::spawn(async move { crate::service::timers::run(region).await }))
+        Ok(tokio::spawn(async move {
+            crate::service::timers::run(region).await
+        }))
     }
 }

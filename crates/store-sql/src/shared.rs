@@ -1680,6 +1680,46 @@ async fn insert_inventory(
     Ok((boot_interface, boot_disk))
 }
 
+/// Inserts an event; a status event also becomes the node's status message.
+async fn insert_event(tx: &mut sqlx::Transaction<'_, Db>, e: &NewEvent) -> StoreResult<i64> {
+    let row = sqlx::query(
+        "INSERT INTO events (node_id, system_id, hostname, event_type, description, action, level, \
+         user_id, username, created) \
+         SELECT $1, (SELECT system_id FROM nodes WHERE id = $2), \
+         COALESCE((SELECT hostname FROM nodes WHERE id = $3), ''), $4, $5, $6, $7, $8, \
+         (SELECT username FROM users WHERE id = $9), $10 RETURNING id",
+    )
+    .bind(e.node_id)
+    .bind(e.node_id)
+    .bind(e.node_id)
+    .bind(&e.event_type)
+    .bind(&e.description)
+    .bind(&e.action)
+    .bind(e.level.number())
+    .bind(e.user_id)
+    .bind(e.user_id)
+    .bind(e.created)
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(convert::backend)?;
+    let id: i64 = col!(row, "id");
+    if let (true, Some(node_id)) = (e.is_status, e.node_id) {
+        let message = if e.description.is_empty() {
+            e.event_type.clone()
+        } else {
+            format!("{} - {}", e.event_type, e.description)
+        };
+        sqlx::query("UPDATE nodes SET status_message = $1, status_action = $2 WHERE id = $3")
+            .bind(message)
+            .bind(&e.action)
+            .bind(node_id)
+            .execute(&mut **tx)
+            .await
+            .map_err(convert::backend)?;
+    }
+    Ok(id)
+}
+
 #[async_trait]
 impl NodeStore for StoreImpl {
     async fn create_node(&self, node: NewNode) -> StoreResult<Node> {
@@ -1906,13 +1946,21 @@ impl NodeStore for StoreImpl {
             }
             None => {}
         }
+        let mut tx = self.write.begin().await.map_err(convert::backend)?;
         let done = qb
             .build()
             .persistent(false)
-            .execute(&self.write)
+            .execute(&mut *tx)
             .await
             .map_err(convert::backend)?;
-        Ok(done.rows_affected() == 1)
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        for event in &c.events {
+            insert_event(&mut tx, event).await?;
+        }
+        tx.commit().await.map_err(convert::backend)?;
+        Ok(true)
     }
 
     async fn delete_node(&self, id: i64) -> StoreResult<()> {
@@ -1989,41 +2037,7 @@ impl NodeStore for StoreImpl {
 
     async fn create_event(&self, e: NewEvent) -> StoreResult<i64> {
         let mut tx = self.write.begin().await.map_err(convert::backend)?;
-        let row = sqlx::query(
-            "INSERT INTO events (node_id, system_id, hostname, event_type, description, action, level, \
-             user_id, username, created) \
-             SELECT $1, (SELECT system_id FROM nodes WHERE id = $2), \
-             COALESCE((SELECT hostname FROM nodes WHERE id = $3), ''), $4, $5, $6, $7, $8, \
-             (SELECT username FROM users WHERE id = $9), $10 RETURNING id",
-        )
-        .bind(e.node_id)
-        .bind(e.node_id)
-        .bind(e.node_id)
-        .bind(&e.event_type)
-        .bind(&e.description)
-        .bind(&e.action)
-        .bind(e.level.number())
-        .bind(e.user_id)
-        .bind(e.user_id)
-        .bind(e.created)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(convert::backend)?;
-        let id: i64 = col!(row, "id");
-        if let (true, Some(node_id)) = (e.is_status, e.node_id) {
-            let message = if e.description.is_empty() {
-                e.event_type.clone()
-            } else {
-                format!("{} - {}", e.event_type, e.description)
-            };
-            sqlx::query("UPDATE nodes SET status_message = $1, status_action = $2 WHERE id = $3")
-                .bind(message)
-                .bind(&e.action)
-                .bind(node_id)
-                .execute(&mut *tx)
-                .await
-                .map_err(convert::backend)?;
-        }
+        let id = insert_event(&mut tx, &e).await?;
         tx.commit().await.map_err(convert::backend)?;
         Ok(id)
     }

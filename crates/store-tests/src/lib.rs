@@ -88,6 +88,7 @@ fn status_change(from: NodeStatus, to: NodeStatus) -> StatusChange {
         status_expires: None,
         error_description: None,
         keep_previous: false,
+        events: vec![],
         updated: 3_000,
     }
 }

@@ -188,7 +188,12 @@ pub trait NodeStore: Send + Sync {
     -> StoreResult<Vec<Node>>;
     /// Like `nodes`, but smallest first (cores + GiB of memory, then id), paged
     /// by offset: the order allocation picks machines in.
-    async fn nodes_by_size(&self, filter: &NodeFilter, offset: i64, limit: i64) -> StoreResult<Vec<Node>>;
+    async fn nodes_by_size(
+        &self,
+        filter: &NodeFilter,
+        offset: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<Node>>;
     async fn update_node(&self, id: i64, update: NodeUpdate) -> StoreResult<()>;
     /// Writes a status change if its preconditions still hold; false if not.
     async fn change_status(&self, id: i64, change: StatusChange) -> StoreResult<bool>;

@@ -633,6 +633,8 @@ pub struct StatusChange {
     /// Leave `previous_status` as it is (when leaving rescue or testing, so
     /// the machine can return where it came from).
     pub keep_previous: bool,
+    /// Events recorded in the same transaction, only if the change is written.
+    pub events: Vec<NewEvent>,
     pub updated: Millis,
 }
 

@@ -116,11 +116,26 @@ async fn reread(region: &Region, system_id: &str) -> ServiceResult<Node> {
 async fn create_machine(region: Arc<Region>, request: ApiRequest) -> ServiceResult<Response> {
     let user = request.user()?;
     let input = CreateMachine::from_params(&request.params)?;
-    let commission = input.commission.unwrap_or(true) && !input.deployed && user.is_superuser && !input.power_type.is_empty();
-    let node = service::create(region.store.as_ref(), Creator::User(user), input, region.now()).await?;
+    let commission = input.commission.unwrap_or(true)
+        && !input.deployed
+        && user.is_superuser
+        && !input.power_type.is_empty();
+    let node = service::create(
+        region.store.as_ref(),
+        Creator::User(user),
+        input,
+        region.now(),
+    )
+    .await?;
     let node = if commission {
         let options = crate::api::actions::commission_options(&request.params)?;
-        crate::service::lifecycle::commission(&region, crate::service::lifecycle::Actor::User(user), &node, options).await?
+        crate::service::lifecycle::commission(
+            &region,
+            crate::service::lifecycle::Actor::User(user),
+            &node,
+            options,
+        )
+        .await?
     } else {
         node
     };
@@ -130,7 +145,13 @@ async fn create_machine(region: Arc<Region>, request: ApiRequest) -> ServiceResu
 async fn enlist(region: Arc<Region>, request: ApiRequest) -> ServiceResult<Response> {
     let input = CreateMachine::from_params(&request.params)?;
     let commission = input.commission.unwrap_or(false);
-    let node = service::create(region.store.as_ref(), Creator::Anonymous, input, region.now()).await?;
+    let node = service::create(
+        region.store.as_ref(),
+        Creator::Anonymous,
+        input,
+        region.now(),
+    )
+    .await?;
     let node = if commission && node.status == NodeStatus::New {
         crate::service::lifecycle::start_enlistment(&region, &node).await?
     } else {

@@ -20,11 +20,21 @@ use crate::service::scripts;
 const VERSIONS: [&str; 2] = ["2012-03-01", "latest"];
 
 /// Who is asking: a known node (by its token), or nobody (enlistment).
-async fn node_of(region: &Region, headers: &HeaderMap, params: &Params) -> ServiceResult<Option<Node>> {
-    let authorization = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    let Some(oauth) = oauth::gather(authorization, params) else { return Ok(None) };
+async fn node_of(
+    region: &Region,
+    headers: &HeaderMap,
+    params: &Params,
+) -> ServiceResult<Option<Node>> {
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let Some(oauth) = oauth::gather(authorization, params) else {
+        return Ok(None);
+    };
     if oauth.timestamp.trim().parse::<i64>().is_err() {
-        return Err(ServiceError::bad_request("Invalid oauth_timestamp: not an integer."));
+        return Err(ServiceError::bad_request(
+            "Invalid oauth_timestamp: not an integer.",
+        ));
     }
     let refuse = |m: String| ServiceError::Unauthorized(format!("Authorization Error: {m}"));
     oauth::check_request(&oauth, region.now() / 1000).map_err(|e| refuse(e.to_string()))?;
@@ -34,12 +44,16 @@ async fn node_of(region: &Region, headers: &HeaderMap, params: &Params) -> Servi
     if token.consumer_key != oauth.consumer_key {
         return Err(refuse("Invalid API key.".into()));
     }
-    oauth::check_signature(&oauth, token.token_secret.expose()).map_err(|e| refuse(e.to_string()))?;
+    oauth::check_signature(&oauth, token.token_secret.expose())
+        .map_err(|e| refuse(e.to_string()))?;
     Ok(Some(node))
 }
 
 fn base_url(headers: &HeaderMap) -> String {
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("localhost:5240");
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost:5240");
     format!("http://{host}")
 }
 
@@ -67,9 +81,13 @@ async fn handle(region: Arc<Region>, request: Request, rest: String) -> ServiceR
     let body = axum::body::to_bytes(body, region.config.max_body_bytes)
         .await
         .map_err(|_| ServiceError::bad_request("Request body too large."))?;
-    let content_type = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let content_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
     let form = if parts.method == Method::POST {
-        params::parse_body(content_type, &body).map_err(|e| ServiceError::bad_request(format!("Malformed request body: {e}")))?
+        params::parse_body(content_type, &body)
+            .map_err(|e| ServiceError::bad_request(format!("Malformed request body: {e}")))?
     } else {
         Form::default()
     };
@@ -84,15 +102,24 @@ async fn handle(region: Arc<Region>, request: Request, rest: String) -> ServiceR
     // The status webhook: JSON, and the OAuth header is required.
     if let ["status", system_id] = segments.as_slice() {
         if parts.method != Method::POST {
-            return Err(ServiceError::MethodNotAllowed { allow: vec!["POST"] });
+            return Err(ServiceError::MethodNotAllowed {
+                allow: vec!["POST"],
+            });
         }
         let node = node_of(&region, &parts.headers, &Params::new())
             .await?
-            .ok_or_else(|| ServiceError::Unauthorized("Authorization Error: the status webhook needs the node's credentials.".into()))?;
+            .ok_or_else(|| {
+                ServiceError::Unauthorized(
+                    "Authorization Error: the status webhook needs the node's credentials.".into(),
+                )
+            })?;
         if node.system_id != *system_id {
-            return Err(ServiceError::Forbidden("These credentials belong to another node.".into()));
+            return Err(ServiceError::Forbidden(
+                "These credentials belong to another node.".into(),
+            ));
         }
-        let event: serde_json::Value = serde_json::from_slice(&body).map_err(|_| ServiceError::bad_request("Status message is not JSON."))?;
+        let event: serde_json::Value = serde_json::from_slice(&body)
+            .map_err(|_| ServiceError::bad_request("Status message is not JSON."))?;
         service::status_event(&region, &node, &event).await?;
         return Ok(no_content());
     }
@@ -112,9 +139,15 @@ async fn handle(region: Arc<Region>, request: Request, rest: String) -> ServiceR
         return Ok(listing(&VERSIONS));
     };
     if !VERSIONS.contains(version) {
-        return Err(ServiceError::NotFound(format!("Unknown metadata version: {version}")));
+        return Err(ServiceError::NotFound(format!(
+            "Unknown metadata version: {version}"
+        )));
     }
-    let node = if enlist_only { None } else { node_of(&region, &parts.headers, &all).await? };
+    let node = if enlist_only {
+        None
+    } else {
+        node_of(&region, &parts.headers, &all).await?
+    };
 
     match (tail, node) {
         // Anonymous endpoints addressed by system_id.
@@ -140,10 +173,16 @@ async fn handle(region: Arc<Region>, request: Request, rest: String) -> ServiceR
                 ))),
             }
         }
-        (["enlist-preseed"], _) if op.as_deref() == Some("get_enlist_preseed") => Ok(text(StatusCode::OK, service::enlist_preseed(&base))),
+        (["enlist-preseed"], _) if op.as_deref() == Some("get_enlist_preseed") => {
+            Ok(text(StatusCode::OK, service::enlist_preseed(&base)))
+        }
         // The node's own endpoints.
         ([], Some(node)) => match (parts.method.clone(), op.as_deref()) {
-            (Method::GET, None) => Ok(listing(&["maas-commissioning-scripts", "meta-data", "user-data"])),
+            (Method::GET, None) => Ok(listing(&[
+                "maas-commissioning-scripts",
+                "meta-data",
+                "user-data",
+            ])),
             (Method::POST, Some("signal")) => {
                 service::signal(&region, &node, &all, &form.files).await?;
                 Ok(text(StatusCode::OK, "OK"))
@@ -176,29 +215,43 @@ async fn handle(region: Arc<Region>, request: Request, rest: String) -> ServiceR
             "local-hostname" => Ok(text(StatusCode::OK, "maas-enlisting-node")),
             "vendor-data" => Ok(with_type(StatusCode::OK, "application/x-yaml", "{}\n")),
             "x509" | "public-keys" => Ok(text(StatusCode::OK, "")),
-            other => Err(ServiceError::NotFound(format!("Unknown metadata attribute: {other}"))),
+            other => Err(ServiceError::NotFound(format!(
+                "Unknown metadata attribute: {other}"
+            ))),
         },
-        (["user-data"], Some(node)) => match service::user_data(&region, &node, &base, curtin).await? {
-            Some(data) => Ok(octets(data)),
-            None => Err(ServiceError::NotFound("No user data available for this node.".into())),
-        },
+        (["user-data"], Some(node)) => {
+            match service::user_data(&region, &node, &base, curtin).await? {
+                Some(data) => Ok(octets(data)),
+                None => Err(ServiceError::NotFound(
+                    "No user data available for this node.".into(),
+                )),
+            }
+        }
         (["user-data"], None) => Ok(octets(service::ephemeral_user_data(&base).into_bytes())),
-        (["maas-scripts"], Some(node)) => match scripts::tarball(region.store.as_ref(), &node).await? {
+        (["maas-scripts"], Some(node)) => {
+            match scripts::tarball(region.store.as_ref(), &node).await? {
+                Some(tar) => Ok(with_type(StatusCode::OK, "application/x-tar", tar)),
+                None => Ok(no_content()),
+            }
+        }
+        (["maas-scripts"], None) => match scripts::enlistment_tarball(region.store.as_ref()).await?
+        {
             Some(tar) => Ok(with_type(StatusCode::OK, "application/x-tar", tar)),
             None => Ok(no_content()),
         },
-        (["maas-scripts"], None) => match scripts::enlistment_tarball(region.store.as_ref()).await? {
-            Some(tar) => Ok(with_type(StatusCode::OK, "application/x-tar", tar)),
-            None => Ok(no_content()),
-        },
-        _ => Err(ServiceError::NotFound(format!("Unknown metadata path: /MAAS/metadata/{rest}"))),
+        _ => Err(ServiceError::NotFound(format!(
+            "Unknown metadata path: /MAAS/metadata/{rest}"
+        ))),
     }
 }
 
 async fn meta_data(region: &Region, node: &Node, item: &str) -> ServiceResult<Response> {
     match item {
         "instance-id" => Ok(text(StatusCode::OK, node.system_id.clone())),
-        "local-hostname" => Ok(text(StatusCode::OK, format!("{}.{}", node.hostname, node.domain.name))),
+        "local-hostname" => Ok(text(
+            StatusCode::OK,
+            format!("{}.{}", node.hostname, node.domain.name),
+        )),
         "public-keys" => {
             let keys = match &node.owner {
                 Some(owner) => region.store.sshkeys(owner.id).await?,
@@ -207,9 +260,15 @@ async fn meta_data(region: &Region, node: &Node, item: &str) -> ServiceResult<Re
             let text_keys: Vec<String> = keys.into_iter().map(|k| k.key).collect();
             Ok(text(StatusCode::OK, text_keys.join("\n")))
         }
-        "vendor-data" => Ok(with_type(StatusCode::OK, "application/x-yaml", "{cloud-init: \"#cloud-config\\n{}\\n\"}\n")),
+        "vendor-data" => Ok(with_type(
+            StatusCode::OK,
+            "application/x-yaml",
+            "{cloud-init: \"#cloud-config\\n{}\\n\"}\n",
+        )),
         "x509" => Ok(text(StatusCode::OK, "")),
-        other => Err(ServiceError::NotFound(format!("Unknown metadata attribute: {other}"))),
+        other => Err(ServiceError::NotFound(format!(
+            "Unknown metadata attribute: {other}"
+        ))),
     }
 }
 
@@ -217,13 +276,19 @@ async fn meta_data(region: &Region, node: &Node, item: &str) -> ServiceResult<Re
 /// served from the region's agent directory when one is configured.
 pub async fn machine_resources(region: &Region, arch: &str) -> Response {
     let Some(dir) = &region.config.agent_dir else {
-        return text(StatusCode::NOT_FOUND, "This region has no machine-resources helper configured.");
+        return text(
+            StatusCode::NOT_FOUND,
+            "This region has no machine-resources helper configured.",
+        );
     };
     if !arch.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') || arch.is_empty() {
         return text(StatusCode::NOT_FOUND, "Unknown architecture.");
     }
     match tokio::fs::read(dir.join(arch)).await {
         Ok(bytes) => with_type(StatusCode::OK, "application/octet-stream", bytes),
-        Err(_) => text(StatusCode::NOT_FOUND, format!("No machine-resources helper for {arch}.")),
+        Err(_) => text(
+            StatusCode::NOT_FOUND,
+            format!("No machine-resources helper for {arch}."),
+        ),
     }
 }

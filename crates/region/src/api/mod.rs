@@ -20,8 +20,8 @@ pub mod describe;
 pub mod events;
 pub mod grouping;
 pub mod maas_config;
-pub mod metadata;
 pub mod machines;
+pub mod metadata;
 pub mod network;
 pub mod render;
 pub mod users;
@@ -261,7 +261,11 @@ pub fn resources() -> Vec<Resource> {
             match handler.name {
                 "MachineHandler" => handler.actions.extend(actions::machine_actions()),
                 "MachinesHandler" => handler.actions.extend(actions::machines_actions()),
-                "NodeHandler" => handler.actions.extend(actions::machine_actions().into_iter().filter(|a| a.name == "details")),
+                "NodeHandler" => handler.actions.extend(
+                    actions::machine_actions()
+                        .into_iter()
+                        .filter(|a| a.name == "details"),
+                ),
                 _ => {}
             }
         }

@@ -11,8 +11,8 @@ use std::net::IpAddr;
 
 use maas_domain::{Cidr, MacAddress};
 use maas_store::{
-    BlockDeviceType, Interface, InterfaceType, Inventory, LinkMode, NetworkCatalog, NewBlockDevice, NewInterface,
-    NewIpLink, NewPartition, Node,
+    BlockDeviceType, Interface, InterfaceType, Inventory, LinkMode, NetworkCatalog, NewBlockDevice,
+    NewInterface, NewIpLink, NewPartition, Node,
 };
 use serde_json::Value;
 
@@ -28,7 +28,13 @@ pub enum InventoryError {
     Missing(&'static str),
 }
 
-const REQUIRED_EXTENSIONS: [&str; 5] = ["resources", "resources_v2", "api_os", "resources_system", "resources_usb_pci"];
+const REQUIRED_EXTENSIONS: [&str; 5] = [
+    "resources",
+    "resources_v2",
+    "api_os",
+    "resources_system",
+    "resources_usb_pci",
+];
 
 /// What the region learns from one commissioning run.
 #[derive(Debug, Clone)]
@@ -55,11 +61,17 @@ pub fn debian_arch(kernel: &str) -> Option<&'static str> {
 }
 
 fn text(value: &Value, key: &str) -> Option<String> {
-    value.get(key).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned)
+    value
+        .get(key)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
 }
 
 fn int(value: &Value, key: &str) -> Option<i64> {
-    value.get(key).and_then(|v| v.as_i64().or_else(|| v.as_f64().map(|f| f as i64)))
+    value
+        .get(key)
+        .and_then(|v| v.as_i64().or_else(|| v.as_f64().map(|f| f as i64)))
 }
 
 /// The fastest speed named in ethtool-style `supported_modes` (`10000baseT/Full`), in Mbit/s.
@@ -76,7 +88,10 @@ fn is_uuid(text: &str) -> bool {
     let parts: Vec<&str> = text.split('-').collect();
     let lens = [8, 4, 4, 4, 12];
     parts.len() == 5
-        && parts.iter().zip(lens).all(|(p, l)| p.len() == l && p.chars().all(|c| c.is_ascii_hexdigit()))
+        && parts
+            .iter()
+            .zip(lens)
+            .all(|(p, l)| p.len() == l && p.chars().all(|c| c.is_ascii_hexdigit()))
         && !text.chars().all(|c| c == '0' || c == '-')
 }
 
@@ -88,8 +103,14 @@ fn is_uuid(text: &str) -> bool {
 /// The boot interface is the one whose MAC the machine booted from (or the
 /// node's existing boot interface). `skip_networking`/`skip_storage` keep
 /// the node's current interfaces or disks.
-pub fn parse(json: &[u8], node: &Node, catalog: &NetworkCatalog, boot_mac: Option<&str>) -> Result<Facts, InventoryError> {
-    let doc: Value = serde_json::from_slice(json).map_err(|e| InventoryError::NotJson(e.to_string()))?;
+pub fn parse(
+    json: &[u8],
+    node: &Node,
+    catalog: &NetworkCatalog,
+    boot_mac: Option<&str>,
+) -> Result<Facts, InventoryError> {
+    let doc: Value =
+        serde_json::from_slice(json).map_err(|e| InventoryError::NotJson(e.to_string()))?;
     let api_version = text(&doc, "api_version");
     if api_version.as_deref() != Some("1.0") {
         return Err(InventoryError::ApiVersion(api_version));
@@ -104,7 +125,9 @@ pub fn parse(json: &[u8], node: &Node, catalog: &NetworkCatalog, boot_mac: Optio
             return Err(InventoryError::MissingExtension(needed));
         }
     }
-    let resources = doc.get("resources").ok_or(InventoryError::Missing("resources"))?;
+    let resources = doc
+        .get("resources")
+        .ok_or(InventoryError::Missing("resources"))?;
     let null = Value::Null;
 
     // Architecture: keep a more specific stored subarchitecture over `generic`.
@@ -112,17 +135,32 @@ pub fn parse(json: &[u8], node: &Node, catalog: &NetworkCatalog, boot_mac: Optio
         .get("environment")
         .and_then(|e| text(e, "kernel_architecture"))
         .and_then(|k| debian_arch(&k))
-        .map(|arch| match node.architecture.as_deref().and_then(|a| a.split_once('/')) {
-            Some((stored_arch, sub)) if stored_arch == arch => format!("{arch}/{sub}"),
-            _ => format!("{arch}/generic"),
-        });
+        .map(
+            |arch| match node.architecture.as_deref().and_then(|a| a.split_once('/')) {
+                Some((stored_arch, sub)) if stored_arch == arch => format!("{arch}/{sub}"),
+                _ => format!("{arch}/generic"),
+            },
+        );
 
     let cpu = resources.get("cpu").unwrap_or(&null);
-    let sockets: Vec<&Value> = cpu.get("sockets").and_then(Value::as_array).map(|s| s.iter().collect()).unwrap_or_default();
+    let sockets: Vec<&Value> = cpu
+        .get("sockets")
+        .and_then(Value::as_array)
+        .map(|s| s.iter().collect())
+        .unwrap_or_default();
     let threads: i64 = sockets
         .iter()
-        .flat_map(|s| s.get("cores").and_then(Value::as_array).into_iter().flatten())
-        .map(|core| core.get("threads").and_then(Value::as_array).map_or(1, |t| t.len() as i64))
+        .flat_map(|s| {
+            s.get("cores")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+        })
+        .map(|core| {
+            core.get("threads")
+                .and_then(Value::as_array)
+                .map_or(1, |t| t.len() as i64)
+        })
         .sum();
     let cpu_count = int(cpu, "total").filter(|t| *t > 0).unwrap_or(threads);
     let cpu_speed = sockets
@@ -132,7 +170,10 @@ pub fn parse(json: &[u8], node: &Node, catalog: &NetworkCatalog, boot_mac: Optio
         .unwrap_or(0);
     let cpu_model = sockets.first().and_then(|s| text(s, "name"));
 
-    let memory_bytes = resources.get("memory").and_then(|m| int(m, "total")).unwrap_or(0);
+    let memory_bytes = resources
+        .get("memory")
+        .and_then(|m| int(m, "total"))
+        .unwrap_or(0);
 
     let mut hardware_info = BTreeMap::new();
     if let Some(model) = cpu_model {
@@ -140,7 +181,10 @@ pub fn parse(json: &[u8], node: &Node, catalog: &NetworkCatalog, boot_mac: Optio
     }
     let system = resources.get("system").unwrap_or(&null);
     let mut hardware_uuid = None;
-    if let Some(uuid) = text(system, "uuid").map(|u| u.to_ascii_lowercase()).filter(|u| is_uuid(u)) {
+    if let Some(uuid) = text(system, "uuid")
+        .map(|u| u.to_ascii_lowercase())
+        .filter(|u| is_uuid(u))
+    {
         hardware_uuid = Some(uuid);
     }
     for (key, field) in [
@@ -177,7 +221,12 @@ pub fn parse(json: &[u8], node: &Node, catalog: &NetworkCatalog, boot_mac: Optio
         }
     }
     let chassis = system.get("chassis").unwrap_or(&null);
-    for (key, field) in [("chassis_vendor", "vendor"), ("chassis_type", "type"), ("chassis_serial", "serial"), ("chassis_version", "version")] {
+    for (key, field) in [
+        ("chassis_vendor", "vendor"),
+        ("chassis_type", "type"),
+        ("chassis_serial", "serial"),
+        ("chassis_version", "version"),
+    ] {
         if let Some(v) = text(chassis, field) {
             hardware_info.insert(key.to_owned(), v);
         }
@@ -186,14 +235,31 @@ pub fn parse(json: &[u8], node: &Node, catalog: &NetworkCatalog, boot_mac: Optio
     let bios_boot_method = doc
         .get("machine-extra")
         .and_then(|m| text(m, "firmware"))
-        .map(|f| if f == "uefi" { "uefi".to_owned() } else { "pxe".to_owned() });
+        .map(|f| {
+            if f == "uefi" {
+                "uefi".to_owned()
+            } else {
+                "pxe".to_owned()
+            }
+        });
 
+    // The agent says which NIC it booted from; BOOTIF (maas-kernel-cmdline) may correct it later.
+    let extra_boot_mac = doc
+        .get("machine-extra")
+        .and_then(|m| text(m, "boot_mac"))
+        .and_then(|m| m.parse::<MacAddress>().ok())
+        .map(|m| m.to_string());
+    let boot_mac = boot_mac.map(str::to_owned).or(extra_boot_mac);
     let interfaces = if node.skip_networking {
         keep_interfaces(node)
     } else {
-        interfaces(&doc, resources, node, catalog, boot_mac)
+        interfaces(&doc, resources, node, catalog, boot_mac.as_deref())
     };
-    let block_devices = if node.skip_storage { keep_block_devices(node) } else { disks(resources) };
+    let block_devices = if node.skip_storage {
+        keep_block_devices(node)
+    } else {
+        disks(resources)
+    };
 
     Ok(Facts {
         architecture,
@@ -215,12 +281,24 @@ fn subnet_for(catalog: &NetworkCatalog, ip: IpAddr) -> Option<&maas_store::Subne
     catalog
         .subnets
         .iter()
-        .filter_map(|s| s.cidr.parse::<Cidr>().ok().filter(|c| c.contains(ip)).map(|c| (c.prefix(), s)))
+        .filter_map(|s| {
+            s.cidr
+                .parse::<Cidr>()
+                .ok()
+                .filter(|c| c.contains(ip))
+                .map(|c| (c.prefix(), s))
+        })
         .max_by_key(|(prefix, _)| *prefix)
         .map(|(_, s)| s)
 }
 
-fn interfaces(doc: &Value, resources: &Value, node: &Node, catalog: &NetworkCatalog, boot_mac: Option<&str>) -> Vec<NewInterface> {
+fn interfaces(
+    doc: &Value,
+    resources: &Value,
+    node: &Node,
+    catalog: &NetworkCatalog,
+    boot_mac: Option<&str>,
+) -> Vec<NewInterface> {
     let null = Value::Null;
     let networks = doc.get("networks").unwrap_or(&null);
     let current_boot_mac = node
@@ -236,24 +314,42 @@ fn interfaces(doc: &Value, resources: &Value, node: &Node, catalog: &NetworkCata
         .cloned()
         .unwrap_or_default();
     for card in &cards {
-        let ports = card.get("ports").and_then(Value::as_array).cloned().unwrap_or_default();
+        let ports = card
+            .get("ports")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
         for port in &ports {
             // IPoIB and other non-Ethernet ports are not MAAS interfaces.
             if text(port, "protocol").is_some_and(|p| p != "ethernet") {
                 continue;
             }
-            let Some(mac) = text(port, "address").and_then(|m| m.parse::<MacAddress>().ok()).map(|m| m.to_string()) else {
+            let Some(mac) = text(port, "address")
+                .and_then(|m| m.parse::<MacAddress>().ok())
+                .map(|m| m.to_string())
+            else {
                 continue;
             };
             let name = text(port, "id").unwrap_or_else(|| format!("eth{}", found.len()));
-            let link_connected = port.get("link_detected").and_then(Value::as_bool).unwrap_or(true);
+            let link_connected = port
+                .get("link_detected")
+                .and_then(Value::as_bool)
+                .unwrap_or(true);
             let mut discovered = Vec::new();
             let mut vlan_id = None;
-            if let Some(addresses) = networks.get(&name).and_then(|n| n.get("addresses")).and_then(Value::as_array) {
+            if let Some(addresses) = networks
+                .get(&name)
+                .and_then(|n| n.get("addresses"))
+                .and_then(Value::as_array)
+            {
                 for address in addresses {
-                    let family_ok = text(address, "family").is_none_or(|f| f == "inet" || f == "inet6");
+                    let family_ok =
+                        text(address, "family").is_none_or(|f| f == "inet" || f == "inet6");
                     let scope_ok = text(address, "scope").is_none_or(|s| s == "global");
-                    let Some(ip) = text(address, "address").and_then(|a| a.parse::<IpAddr>().ok()) else { continue };
+                    let Some(ip) = text(address, "address").and_then(|a| a.parse::<IpAddr>().ok())
+                    else {
+                        continue;
+                    };
                     if !family_ok || !scope_ok {
                         continue;
                     }
@@ -267,10 +363,17 @@ fn interfaces(doc: &Value, resources: &Value, node: &Node, catalog: &NetworkCata
             // A disconnected NIC loses its VLAN; a connected one keeps the one
             // it had when no address says otherwise.
             if vlan_id.is_none() && link_connected {
-                vlan_id = node.interfaces.iter().find(|i| i.mac_address.as_deref() == Some(&mac)).and_then(|i| i.vlan_id);
+                vlan_id = node
+                    .interfaces
+                    .iter()
+                    .find(|i| i.mac_address.as_deref() == Some(&mac))
+                    .and_then(|i| i.vlan_id);
             }
             let mut tags = Vec::new();
-            let sriov = card.get("sriov").and_then(|s| int(s, "maximum_vfs")).unwrap_or(0);
+            let sriov = card
+                .get("sriov")
+                .and_then(|s| int(s, "maximum_vfs"))
+                .unwrap_or(0);
             if sriov > 0 {
                 tags.push("sriov".to_owned());
             }
@@ -290,7 +393,10 @@ fn interfaces(doc: &Value, resources: &Value, node: &Node, catalog: &NetworkCata
                 link_speed: int(port, "link_speed").unwrap_or(0).max(0),
                 numa_node: int(card, "numa_node"),
                 sriov_max_vf: sriov,
-                mtu: networks.get(text(port, "id").as_deref().unwrap_or("")).and_then(|n| int(n, "mtu")).unwrap_or(1500),
+                mtu: networks
+                    .get(text(port, "id").as_deref().unwrap_or(""))
+                    .and_then(|n| int(n, "mtu"))
+                    .unwrap_or(1500),
                 parents: Vec::new(),
                 links: Vec::new(),
                 discovered,
@@ -307,7 +413,11 @@ fn interfaces(doc: &Value, resources: &Value, node: &Node, catalog: &NetworkCata
     // the subnet it was seen on.
     for interface in found.iter_mut().filter(|i| i.boot) {
         if let Some((Some(subnet_id), _)) = interface.discovered.first() {
-            interface.links.push(NewIpLink { mode: LinkMode::Auto, subnet_id: Some(*subnet_id), ip: None });
+            interface.links.push(NewIpLink {
+                mode: LinkMode::Auto,
+                subnet_id: Some(*subnet_id),
+                ip: None,
+            });
         }
     }
     found
@@ -322,24 +432,41 @@ fn disks(resources: &Value) -> Vec<NewBlockDevice> {
         .unwrap_or_default();
     let mut devices = Vec::new();
     for disk in &disks {
-        if disk.get("read_only").and_then(Value::as_bool).unwrap_or(false) || text(disk, "type").as_deref() == Some("cdrom") {
+        if disk
+            .get("read_only")
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+            || text(disk, "type").as_deref() == Some("cdrom")
+        {
             continue;
         }
-        let Some(name) = text(disk, "id") else { continue };
+        let Some(name) = text(disk, "id") else {
+            continue;
+        };
         let serial = text(disk, "serial");
         let id_path = match text(disk, "device_id") {
             Some(device_id) if serial.is_some() => format!("/dev/disk/by-id/{device_id}"),
             _ => format!("/dev/{name}"),
         };
         let rpm = int(disk, "rpm").unwrap_or(0);
-        let mut tags = vec![if rpm > 0 { "rotary".to_owned() } else { "ssd".to_owned() }];
+        let mut tags = vec![if rpm > 0 {
+            "rotary".to_owned()
+        } else {
+            "ssd".to_owned()
+        }];
         if rpm > 0 {
             tags.push(format!("{rpm}rpm"));
         }
-        if disk.get("removable").and_then(Value::as_bool).unwrap_or(false) {
+        if disk
+            .get("removable")
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
+        {
             tags.push("removable".to_owned());
         }
-        if let Some(kind) = text(disk, "type").filter(|t| ["sata", "sas", "nvme", "virtio", "usb", "mmc"].contains(&t.as_str())) {
+        if let Some(kind) = text(disk, "type")
+            .filter(|t| ["sata", "sas", "nvme", "virtio", "usb", "mmc"].contains(&t.as_str()))
+        {
             tags.push(kind);
         }
         let block_size = int(disk, "block_size").filter(|b| *b > 0).unwrap_or(512);
@@ -387,7 +514,15 @@ pub fn keep_interfaces(node: &Node) -> Vec<NewInterface> {
             sriov_max_vf: i.sriov_max_vf,
             mtu: i.mtu,
             parents: i.parent_ids.iter().filter_map(|p| index_of(*p)).collect(),
-            links: i.links.iter().map(|l| NewIpLink { mode: l.mode, subnet_id: l.subnet_id, ip: l.ip.clone() }).collect(),
+            links: i
+                .links
+                .iter()
+                .map(|l| NewIpLink {
+                    mode: l.mode,
+                    subnet_id: l.subnet_id,
+                    ip: l.ip.clone(),
+                })
+                .collect(),
             discovered: i.discovered.clone(),
             boot: node.boot_interface_id == Some(i.id),
         })
@@ -433,7 +568,10 @@ pub fn bootif_mac(cmdline: &str) -> Option<String> {
     cmdline.split_whitespace().find_map(|word| {
         let value = word.strip_prefix("BOOTIF=")?;
         let hex = value.strip_prefix("01-").unwrap_or(value);
-        hex.replace('-', ":").parse::<MacAddress>().ok().map(|m| m.to_string())
+        hex.replace('-', ":")
+            .parse::<MacAddress>()
+            .ok()
+            .map(|m| m.to_string())
     })
 }
 

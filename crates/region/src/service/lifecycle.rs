@@ -68,7 +68,15 @@ fn keeps_previous(from: NodeStatus) -> bool {
     )
 }
 
-pub async fn event(region: &Region, node: &Node, event_type: &str, description: &str, level: EventLevel, actor: Actor<'_>, is_status: bool) -> ServiceResult<()> {
+pub async fn event(
+    region: &Region,
+    node: &Node,
+    event_type: &str,
+    description: &str,
+    level: EventLevel,
+    actor: Actor<'_>,
+    is_status: bool,
+) -> ServiceResult<()> {
     region
         .store
         .create_event(NewEvent {
@@ -86,22 +94,71 @@ pub async fn event(region: &Region, node: &Node, event_type: &str, description: 
 }
 
 /// A user's request, logged as MAAS logs requests: `(<user>) - <comment>`.
-pub async fn request_event(region: &Region, node: &Node, what: &str, actor: Actor<'_>, comment: Option<&str>) -> ServiceResult<()> {
+pub async fn request_event(
+    region: &Region,
+    node: &Node,
+    what: &str,
+    actor: Actor<'_>,
+    comment: Option<&str>,
+) -> ServiceResult<()> {
     let level = match actor {
         Actor::User(_) => EventLevel::Debug,
         Actor::System => EventLevel::Error,
     };
-    event(region, node, what, &actor.describe(comment), level, actor, false).await
+    event(
+        region,
+        node,
+        what,
+        &actor.describe(comment),
+        level,
+        actor,
+        false,
+    )
+    .await
 }
 
 /// Writes `node.status -> to`, or refuses with 409.
-pub async fn transition(region: &Region, node: &Node, to: NodeStatus, change: Change, actor: Actor<'_>) -> ServiceResult<Node> {
+pub async fn transition(
+    region: &Region,
+    node: &Node,
+    to: NodeStatus,
+    change: Change,
+    actor: Actor<'_>,
+) -> ServiceResult<Node> {
     lifecycle::check(node.status, to).map_err(|e| ServiceError::conflict(e.to_string()))?;
     let mut owner = change.owner;
     if node.node_type == NodeType::Machine && matches!(to, NodeStatus::New | NodeStatus::Ready) {
         owner = Some(None);
     }
     let owner_changes = owner.is_some_and(|o| o != node.owner.as_ref().map(|u| u.id));
+    let now = region.now();
+    let mut changed = format!("From '{}' to '{}'", node.status.label(), to.label());
+    if to == NodeStatus::Allocated {
+        if let Actor::User(user) = actor {
+            changed.push_str(&format!(" (to {})", user.username));
+        }
+    }
+    let event =
+        |event_type: &str, description: String, level: EventLevel, is_status: bool| NewEvent {
+            node_id: Some(node.id),
+            event_type: event_type.to_owned(),
+            description,
+            action: String::new(),
+            level,
+            user_id: actor.user_id(),
+            created: now,
+            is_status,
+        };
+    // The change and its events are written together: nobody sees one without the other.
+    let events = vec![
+        event("Node changed status", changed, EventLevel::Debug, false),
+        event(
+            status_event_type(to),
+            change.description.clone(),
+            EventLevel::Info,
+            true,
+        ),
+    ];
     let written = region
         .store
         .change_status(
@@ -115,7 +172,8 @@ pub async fn transition(region: &Region, node: &Node, to: NodeStatus, change: Ch
                 status_expires: change.expires,
                 error_description: change.error,
                 keep_previous: keeps_previous(node.status),
-                updated: region.now(),
+                events,
+                updated: now,
             },
         )
         .await?;
@@ -130,14 +188,6 @@ pub async fn transition(region: &Region, node: &Node, to: NodeStatus, change: Ch
         region.store.delete_node_token(node.id).await?;
     }
     tracing::info!(system_id = %node.system_id, from = %node.status, to = %to, "status changed");
-    let mut changed = format!("From '{}' to '{}'", node.status.label(), to.label());
-    if to == NodeStatus::Allocated {
-        if let Actor::User(user) = actor {
-            changed.push_str(&format!(" (to {})", user.username));
-        }
-    }
-    event(region, node, "Node changed status", &changed, EventLevel::Debug, actor, false).await?;
-    event(region, node, status_event_type(to), &change.description, EventLevel::Info, actor, true).await?;
     reread(region, &node.system_id).await
 }
 
@@ -171,7 +221,12 @@ pub async fn node_timeout(region: &Region) -> ServiceResult<Millis> {
 /// Runs a power action in the background after a status change. If it
 /// fails, the machine goes back to `revert_to` (or its failure status, for
 /// releasing and erasing) and the event log says why, as MAAS does.
-pub fn power_after(region: Arc<Region>, node: Node, request: PowerRequest, revert_to: Option<NodeStatus>) {
+pub fn power_after(
+    region: Arc<Region>,
+    node: Node,
+    request: PowerRequest,
+    revert_to: Option<NodeStatus>,
+) {
     tokio::spawn(async move {
         let result = region.power.execute(&node, request).await;
         if let Err(error) = handle_power_result(&region, &node, request, result, revert_to).await {
@@ -192,7 +247,14 @@ async fn handle_power_result(
             if let Some(state) = state {
                 region
                     .store
-                    .update_node(node.id, NodeUpdate { power_state: Some(state), updated: region.now(), ..NodeUpdate::default() })
+                    .update_node(
+                        node.id,
+                        NodeUpdate {
+                            power_state: Some(state),
+                            updated: region.now(),
+                            ..NodeUpdate::default()
+                        },
+                    )
                     .await?;
             }
             let what = match request {
@@ -201,7 +263,16 @@ async fn handle_power_result(
                 PowerRequest::Query => return Ok(()),
             };
             if state.is_some() {
-                event(region, node, what, "", EventLevel::Debug, Actor::System, false).await?;
+                event(
+                    region,
+                    node,
+                    what,
+                    "",
+                    EventLevel::Debug,
+                    Actor::System,
+                    false,
+                )
+                .await?;
             }
             // A release that waited for the machine to be off ends here.
             if let (PowerRequest::Off { .. }, Some(_)) = (request, state) {
@@ -220,14 +291,32 @@ async fn handle_power_result(
                 PowerRequest::Off { .. } => "Failed to power off node",
                 PowerRequest::Query => "Failed to query node's BMC",
             };
-            event(region, &current, kind, &failure.message, EventLevel::Error, Actor::System, false).await?;
+            event(
+                region,
+                &current,
+                kind,
+                &failure.message,
+                EventLevel::Error,
+                Actor::System,
+                false,
+            )
+            .await?;
             region
                 .store
-                .update_node(current.id, NodeUpdate { power_state: Some(PowerState::Error), updated: region.now(), ..NodeUpdate::default() })
+                .update_node(
+                    current.id,
+                    NodeUpdate {
+                        power_state: Some(PowerState::Error),
+                        updated: region.now(),
+                        ..NodeUpdate::default()
+                    },
+                )
                 .await?;
             let Some(old) = revert_to else { return Ok(()) };
             let target = match current.status {
-                NodeStatus::Releasing | NodeStatus::DiskErasing => current.status.failure_counterpart().unwrap_or(old),
+                NodeStatus::Releasing | NodeStatus::DiskErasing => {
+                    current.status.failure_counterpart().unwrap_or(old)
+                }
                 _ => old,
             };
             if current.status != target && lifecycle::allowed(current.status, target) {
@@ -236,12 +325,26 @@ async fn handle_power_result(
                     current.status.label(),
                     target.label()
                 );
-                event(region, &current, "Failed to query node's BMC", &description, EventLevel::Warning, Actor::System, false).await?;
+                event(
+                    region,
+                    &current,
+                    "Failed to query node's BMC",
+                    &description,
+                    EventLevel::Warning,
+                    Actor::System,
+                    false,
+                )
+                .await?;
                 transition(
                     region,
                     &current,
                     target,
-                    Change { expires: Some(None), error: Some(failure.message.clone()), description, ..Change::default() },
+                    Change {
+                        expires: Some(None),
+                        error: Some(failure.message.clone()),
+                        description,
+                        ..Change::default()
+                    },
                     Actor::System,
                 )
                 .await?;
@@ -254,7 +357,11 @@ async fn handle_power_result(
 /// On, or a cycle when the machine is known to be on (MAAS boots a running
 /// machine into the ephemeral environment by cycling it).
 pub fn boot_request(node: &Node) -> PowerRequest {
-    if node.power_state == PowerState::On { PowerRequest::Cycle } else { PowerRequest::On }
+    if node.power_state == PowerState::On {
+        PowerRequest::Cycle
+    } else {
+        PowerRequest::On
+    }
 }
 
 /// Whether `user` may change this machine (owner or admin), and it isn't locked.
@@ -271,13 +378,20 @@ pub fn check_edit(user: &User, node: &Node) -> ServiceResult<()> {
 
 pub fn check_unlocked(node: &Node) -> ServiceResult<()> {
     if node.locked {
-        return Err(ServiceError::Forbidden(format!("Can't perform this action: machine {} is locked.", node.system_id)));
+        return Err(ServiceError::Forbidden(format!(
+            "Can't perform this action: machine {} is locked.",
+            node.system_id
+        )));
     }
     Ok(())
 }
 
 fn admin(user: &User) -> ServiceResult<()> {
-    if user.is_superuser { Ok(()) } else { Err(ServiceError::admin_only()) }
+    if user.is_superuser {
+        Ok(())
+    } else {
+        Err(ServiceError::admin_only())
+    }
 }
 
 /// Options of `commission` (api.md §8.3).
@@ -295,7 +409,12 @@ pub struct CommissionOptions {
 
 /// Starts commissioning: a fresh commissioning set (and testing set), the
 /// machine owned by the caller while it runs, a timer, and power on.
-pub async fn commission(region: &Arc<Region>, actor: Actor<'_>, node: &Node, options: CommissionOptions) -> ServiceResult<Node> {
+pub async fn commission(
+    region: &Arc<Region>,
+    actor: Actor<'_>,
+    node: &Node,
+    options: CommissionOptions,
+) -> ServiceResult<Node> {
     if let Actor::User(user) = actor {
         admin(user)?;
     }
@@ -307,7 +426,10 @@ pub async fn commission(region: &Arc<Region>, actor: Actor<'_>, node: &Node, opt
         )));
     }
     lifecycle::check(node.status, NodeStatus::Commissioning).map_err(|_| {
-        ServiceError::conflict(format!("Can't commission a machine that is in the '{}' state.", node.status.label()))
+        ServiceError::conflict(format!(
+            "Can't commission a machine that is in the '{}' state.",
+            node.status.label()
+        ))
     })?;
     let now = region.now();
     let plan = scripts::plan_commissioning(region.store.as_ref(), &options).await?;
@@ -326,7 +448,14 @@ pub async fn commission(region: &Arc<Region>, actor: Actor<'_>, node: &Node, opt
             },
         )
         .await?;
-    request_event(region, node, "User starting node commissioning", actor, options.comment.as_deref()).await?;
+    request_event(
+        region,
+        node,
+        "User starting node commissioning",
+        actor,
+        options.comment.as_deref(),
+    )
+    .await?;
     let expires = now + node_timeout(region).await?;
     let owner = match actor {
         Actor::User(user) => Some(Some(user.id)),
@@ -336,11 +465,21 @@ pub async fn commission(region: &Arc<Region>, actor: Actor<'_>, node: &Node, opt
         region,
         node,
         NodeStatus::Commissioning,
-        Change { owner, expires: Some(Some(expires)), description: options.comment.clone().unwrap_or_default(), ..Change::default() },
+        Change {
+            owner,
+            expires: Some(Some(expires)),
+            description: options.comment.clone().unwrap_or_default(),
+            ..Change::default()
+        },
         actor,
     )
     .await?;
-    power_after(region.clone(), updated.clone(), boot_request(&updated), Some(node.status));
+    power_after(
+        region.clone(),
+        updated.clone(),
+        boot_request(&updated),
+        Some(node.status),
+    );
     Ok(updated)
 }
 
@@ -357,25 +496,42 @@ pub async fn start_enlistment(region: &Arc<Region>, node: &Node) -> ServiceResul
         return Ok(node.clone());
     }
     let now = region.now();
-    let plan = scripts::plan_commissioning(region.store.as_ref(), &CommissionOptions::default()).await?;
+    let plan =
+        scripts::plan_commissioning(region.store.as_ref(), &CommissionOptions::default()).await?;
     scripts::create_sets(region.store.as_ref(), node, plan, now).await?;
     region
         .store
-        .update_node(node.id, NodeUpdate { enlisting: Some(true), updated: now, ..NodeUpdate::default() })
+        .update_node(
+            node.id,
+            NodeUpdate {
+                enlisting: Some(true),
+                updated: now,
+                ..NodeUpdate::default()
+            },
+        )
         .await?;
     let expires = now + node_timeout(region).await?;
     transition(
         region,
         node,
         NodeStatus::Commissioning,
-        Change { expires: Some(Some(expires)), description: "Enlisting".into(), ..Change::default() },
+        Change {
+            expires: Some(Some(expires)),
+            description: "Enlisting".into(),
+            ..Change::default()
+        },
         Actor::System,
     )
     .await
 }
 
 /// `abort` (provisioning.md §1.7).
-pub async fn abort(region: &Arc<Region>, user: &User, node: &Node, comment: Option<&str>) -> ServiceResult<Node> {
+pub async fn abort(
+    region: &Arc<Region>,
+    user: &User,
+    node: &Node,
+    comment: Option<&str>,
+) -> ServiceResult<Node> {
     check_edit(user, node).or_else(|e| if user.is_superuser { Ok(()) } else { Err(e) })?;
     let Some(target) = lifecycle::abort_target(node.status, node.previous_status) else {
         return Err(ServiceError::conflict(format!(
@@ -392,7 +548,16 @@ pub async fn abort(region: &Arc<Region>, user: &User, node: &Node, comment: Opti
     };
     request_event(region, node, what, Actor::User(user), comment).await?;
     scripts::abort_current(region.store.as_ref(), node, region.now()).await?;
-    event(region, node, aborted, comment.unwrap_or(""), EventLevel::Info, Actor::User(user), false).await?;
+    event(
+        region,
+        node,
+        aborted,
+        comment.unwrap_or(""),
+        EventLevel::Info,
+        Actor::User(user),
+        false,
+    )
+    .await?;
     let owner = match node.status {
         NodeStatus::Commissioning => Some(None),
         _ => None,
@@ -401,38 +566,75 @@ pub async fn abort(region: &Arc<Region>, user: &User, node: &Node, comment: Opti
         region,
         node,
         target,
-        Change { owner, expires: Some(None), description: comment.unwrap_or("").to_owned(), ..Change::default() },
+        Change {
+            owner,
+            expires: Some(None),
+            description: comment.unwrap_or("").to_owned(),
+            ..Change::default()
+        },
         Actor::User(user),
     )
     .await?;
-    power_after(region.clone(), updated.clone(), PowerRequest::Off { soft: false }, None);
+    power_after(
+        region.clone(),
+        updated.clone(),
+        PowerRequest::Off { soft: false },
+        None,
+    );
     Ok(updated)
 }
 
 /// Marks a machine failed: the in-progress status goes to its failure
 /// counterpart, running and pending results are aborted, and the reason is
 /// kept in `error_description`. A machine already settled is left alone.
-pub async fn mark_failed(region: &Arc<Region>, node: &Node, reason: &str, power_off: bool) -> ServiceResult<Option<Node>> {
+pub async fn mark_failed(
+    region: &Arc<Region>,
+    node: &Node,
+    reason: &str,
+    power_off: bool,
+) -> ServiceResult<Option<Node>> {
     let Some(failed) = node.status.failure_counterpart() else {
         return Ok(None);
     };
     scripts::fail_current(region.store.as_ref(), node, region.now()).await?;
-    request_event(region, node, "Marking node failed", Actor::System, Some(reason)).await?;
+    request_event(
+        region,
+        node,
+        "Marking node failed",
+        Actor::System,
+        Some(reason),
+    )
+    .await?;
     let updated = transition(
         region,
         node,
         failed,
-        Change { expires: Some(None), error: Some(reason.to_owned()), description: reason.to_owned(), ..Change::default() },
+        Change {
+            expires: Some(None),
+            error: Some(reason.to_owned()),
+            description: reason.to_owned(),
+            ..Change::default()
+        },
         Actor::System,
     )
     .await?;
     if power_off && !node.enable_ssh {
-        power_after(region.clone(), updated.clone(), PowerRequest::Off { soft: false }, None);
+        power_after(
+            region.clone(),
+            updated.clone(),
+            PowerRequest::Off { soft: false },
+            None,
+        );
     }
     Ok(Some(updated))
 }
 
-pub async fn mark_broken(region: &Arc<Region>, user: &User, node: &Node, comment: Option<&str>) -> ServiceResult<Node> {
+pub async fn mark_broken(
+    region: &Arc<Region>,
+    user: &User,
+    node: &Node,
+    comment: Option<&str>,
+) -> ServiceResult<Node> {
     let owns = node.owner.as_ref().is_some_and(|o| o.id == user.id);
     if !owns && !user.is_superuser {
         return Err(ServiceError::Forbidden(String::new()));
@@ -444,7 +646,14 @@ pub async fn mark_broken(region: &Arc<Region>, user: &User, node: &Node, comment
             node.status.label()
         )));
     }
-    request_event(region, node, "User marking node broken", Actor::User(user), comment).await?;
+    request_event(
+        region,
+        node,
+        "User marking node broken",
+        Actor::User(user),
+        comment,
+    )
+    .await?;
     let description = comment.unwrap_or("").to_owned();
     // A machine that is releasable is released (powered off) on the way.
     let releasable = lifecycle::is_releasable(node.status);
@@ -452,28 +661,56 @@ pub async fn mark_broken(region: &Arc<Region>, user: &User, node: &Node, comment
         region,
         node,
         NodeStatus::Broken,
-        Change { expires: Some(None), error: Some(description.clone()), description, ..Change::default() },
+        Change {
+            expires: Some(None),
+            error: Some(description.clone()),
+            description,
+            ..Change::default()
+        },
         Actor::User(user),
     )
     .await?;
     if releasable || lifecycle::is_monitored(node.status) {
-        power_after(region.clone(), updated.clone(), PowerRequest::Off { soft: false }, None);
+        power_after(
+            region.clone(),
+            updated.clone(),
+            PowerRequest::Off { soft: false },
+            None,
+        );
     }
     Ok(updated)
 }
 
-pub async fn mark_fixed(region: &Arc<Region>, user: &User, node: &Node, comment: Option<&str>) -> ServiceResult<Node> {
+pub async fn mark_fixed(
+    region: &Arc<Region>,
+    user: &User,
+    node: &Node,
+    comment: Option<&str>,
+) -> ServiceResult<Node> {
     admin(user)?;
     if node.status != NodeStatus::Broken {
-        return Err(ServiceError::conflict("Can't mark a non-broken node as 'Ready'."));
+        return Err(ServiceError::conflict(
+            "Can't mark a non-broken node as 'Ready'.",
+        ));
     }
-    request_event(region, node, "User marking node fixed", Actor::User(user), comment).await?;
+    request_event(
+        region,
+        node,
+        "User marking node fixed",
+        Actor::User(user),
+        comment,
+    )
+    .await?;
     let target = lifecycle::fixed_target(node.previous_status);
     let updated = transition(
         region,
         node,
         target,
-        Change { error: Some(String::new()), description: comment.unwrap_or("").to_owned(), ..Change::default() },
+        Change {
+            error: Some(String::new()),
+            description: comment.unwrap_or("").to_owned(),
+            ..Change::default()
+        },
         Actor::User(user),
     )
     .await?;
@@ -517,7 +754,12 @@ pub struct ReleaseOptions {
     pub comment: Option<String>,
 }
 
-pub async fn release(region: &Arc<Region>, user: &User, node: &Node, options: ReleaseOptions) -> ServiceResult<Node> {
+pub async fn release(
+    region: &Arc<Region>,
+    user: &User,
+    node: &Node,
+    options: ReleaseOptions,
+) -> ServiceResult<Node> {
     check_edit(user, node)?;
     if matches!(node.status, NodeStatus::Ready | NodeStatus::Releasing) {
         return Ok(node.clone());
@@ -531,18 +773,34 @@ pub async fn release(region: &Arc<Region>, user: &User, node: &Node, options: Re
     let store = region.store.as_ref();
     let erase = match options.erase {
         Some(erase) => erase,
-        None => crate::service::config::get(store, "enable_disk_erasing_on_release").await?.as_bool().unwrap_or(false),
+        None => crate::service::config::get(store, "enable_disk_erasing_on_release")
+            .await?
+            .as_bool()
+            .unwrap_or(false),
     };
-    request_event(region, node, "User releasing node", Actor::User(user), options.comment.as_deref()).await?;
+    request_event(
+        region,
+        node,
+        "User releasing node",
+        Actor::User(user),
+        options.comment.as_deref(),
+    )
+    .await?;
     let now = region.now();
     if erase {
         let secure = match options.secure_erase {
             Some(v) => v,
-            None => crate::service::config::get(store, "disk_erase_with_secure_erase").await?.as_bool().unwrap_or(true),
+            None => crate::service::config::get(store, "disk_erase_with_secure_erase")
+                .await?
+                .as_bool()
+                .unwrap_or(true),
         };
         let quick = match options.quick_erase {
             Some(v) => v,
-            None => crate::service::config::get(store, "disk_erase_with_quick_erase").await?.as_bool().unwrap_or(false),
+            None => crate::service::config::get(store, "disk_erase_with_quick_erase")
+                .await?
+                .as_bool()
+                .unwrap_or(false),
         };
         scripts::create_erase_set(store, node, secure, quick, now).await?;
         let expires = now + node_timeout(region).await?;
@@ -550,11 +808,20 @@ pub async fn release(region: &Arc<Region>, user: &User, node: &Node, options: Re
             region,
             node,
             NodeStatus::DiskErasing,
-            Change { expires: Some(Some(expires)), description: options.comment.clone().unwrap_or_default(), ..Change::default() },
+            Change {
+                expires: Some(Some(expires)),
+                description: options.comment.clone().unwrap_or_default(),
+                ..Change::default()
+            },
             Actor::User(user),
         )
         .await?;
-        power_after(region.clone(), updated.clone(), boot_request(&updated), None);
+        power_after(
+            region.clone(),
+            updated.clone(),
+            boot_request(&updated),
+            None,
+        );
         return Ok(updated);
     }
     // Releasing waits for the machine to be off; machines whose power can't
@@ -565,12 +832,21 @@ pub async fn release(region: &Arc<Region>, user: &User, node: &Node, options: Re
         region,
         node,
         NodeStatus::Releasing,
-        Change { expires: Some(expires), description: options.comment.clone().unwrap_or_default(), ..Change::default() },
+        Change {
+            expires: Some(expires),
+            description: options.comment.clone().unwrap_or_default(),
+            ..Change::default()
+        },
         Actor::User(user),
     )
     .await?;
     if queryable {
-        power_after(region.clone(), updated.clone(), PowerRequest::Off { soft: false }, None);
+        power_after(
+            region.clone(),
+            updated.clone(),
+            PowerRequest::Off { soft: false },
+            None,
+        );
         Ok(updated)
     } else {
         finish_release(region, &updated).await
@@ -582,64 +858,159 @@ pub async fn release(region: &Arc<Region>, user: &User, node: &Node, options: Re
 pub async fn finish_release(region: &Region, node: &Node) -> ServiceResult<Node> {
     clear_deployment(region, node).await?;
     let never_commissioned = node.current_commissioning_set_id.is_none();
-    let target = if never_commissioned { NodeStatus::New } else { NodeStatus::Ready };
+    let target = if never_commissioned {
+        NodeStatus::New
+    } else {
+        NodeStatus::Ready
+    };
     let node = reread(region, &node.system_id).await?;
-    event(region, &node, "Released", "Release completed", EventLevel::Info, Actor::System, false).await?;
-    transition(region, &node, target, Change { expires: Some(None), ..Change::default() }, Actor::System).await
+    event(
+        region,
+        &node,
+        "Released",
+        "Release completed",
+        EventLevel::Info,
+        Actor::System,
+        false,
+    )
+    .await?;
+    transition(
+        region,
+        &node,
+        target,
+        Change {
+            expires: Some(None),
+            ..Change::default()
+        },
+        Actor::System,
+    )
+    .await
 }
 
 pub async fn rescue_mode(region: &Arc<Region>, user: &User, node: &Node) -> ServiceResult<Node> {
     admin(user)?;
     check_unlocked(node)?;
     lifecycle::check(node.status, NodeStatus::EnteringRescueMode).map_err(|_| {
-        ServiceError::conflict(format!("Can't enter rescue mode from the '{}' state.", node.status.label()))
+        ServiceError::conflict(format!(
+            "Can't enter rescue mode from the '{}' state.",
+            node.status.label()
+        ))
     })?;
-    request_event(region, node, "User starting rescue mode", Actor::User(user), None).await?;
+    request_event(
+        region,
+        node,
+        "User starting rescue mode",
+        Actor::User(user),
+        None,
+    )
+    .await?;
     let expires = region.now() + node_timeout(region).await?;
     let updated = transition(
         region,
         node,
         NodeStatus::EnteringRescueMode,
-        Change { expires: Some(Some(expires)), ..Change::default() },
+        Change {
+            expires: Some(Some(expires)),
+            ..Change::default()
+        },
         Actor::User(user),
     )
     .await?;
-    power_after(region.clone(), updated.clone(), PowerRequest::Cycle, Some(node.status));
+    power_after(
+        region.clone(),
+        updated.clone(),
+        PowerRequest::Cycle,
+        Some(node.status),
+    );
     Ok(updated)
 }
 
-pub async fn exit_rescue_mode(region: &Arc<Region>, user: &User, node: &Node) -> ServiceResult<Node> {
+pub async fn exit_rescue_mode(
+    region: &Arc<Region>,
+    user: &User,
+    node: &Node,
+) -> ServiceResult<Node> {
     admin(user)?;
     if !matches!(
         node.status,
-        NodeStatus::RescueMode | NodeStatus::EnteringRescueMode | NodeStatus::FailedEnteringRescueMode | NodeStatus::FailedExitingRescueMode
+        NodeStatus::RescueMode
+            | NodeStatus::EnteringRescueMode
+            | NodeStatus::FailedEnteringRescueMode
+            | NodeStatus::FailedExitingRescueMode
     ) {
-        return Err(ServiceError::conflict(format!("Can't exit rescue mode from the '{}' state.", node.status.label())));
+        return Err(ServiceError::conflict(format!(
+            "Can't exit rescue mode from the '{}' state.",
+            node.status.label()
+        )));
     }
-    request_event(region, node, "User stopping rescue mode", Actor::User(user), None).await?;
+    request_event(
+        region,
+        node,
+        "User stopping rescue mode",
+        Actor::User(user),
+        None,
+    )
+    .await?;
     let back = node.previous_status;
     let updated = transition(
         region,
         node,
         NodeStatus::ExitingRescueMode,
-        Change { expires: Some(Some(region.now() + 5 * 60_000)), ..Change::default() },
+        Change {
+            expires: Some(Some(region.now() + 5 * 60_000)),
+            ..Change::default()
+        },
         Actor::User(user),
     )
     .await?;
-    let request = if back == NodeStatus::Deployed { PowerRequest::Cycle } else { PowerRequest::Off { soft: false } };
+    let request = if back == NodeStatus::Deployed {
+        PowerRequest::Cycle
+    } else {
+        PowerRequest::Off { soft: false }
+    };
     let power = region.power.execute(&updated, request).await;
     match power {
         Ok(state) => {
             if let Some(state) = state {
                 region
                     .store
-                    .update_node(node.id, NodeUpdate { power_state: Some(state), updated: region.now(), ..NodeUpdate::default() })
+                    .update_node(
+                        node.id,
+                        NodeUpdate {
+                            power_state: Some(state),
+                            updated: region.now(),
+                            ..NodeUpdate::default()
+                        },
+                    )
                     .await?;
             }
             let current = reread(region, &node.system_id).await?;
-            let target = if lifecycle::allowed(NodeStatus::ExitingRescueMode, back) { back } else { NodeStatus::Ready };
-            event(region, &current, "Exited rescue mode", "", EventLevel::Info, Actor::System, false).await?;
-            transition(region, &current, target, Change { expires: Some(None), ..Change::default() }, Actor::System).await
+            let target = if lifecycle::allowed(NodeStatus::ExitingRescueMode, back) {
+                back
+            } else {
+                NodeStatus::Ready
+            };
+            event(
+                region,
+                &current,
+                "Exited rescue mode",
+                "",
+                EventLevel::Info,
+                Actor::System,
+                false,
+            )
+            .await?;
+            transition(
+                region,
+                &current,
+                target,
+                Change {
+                    expires: Some(None),
+                    ..Change::default()
+                },
+                Actor::System,
+            )
+            .await
         }
         Err(failure) => {
             let current = reread(region, &node.system_id).await?;
@@ -647,7 +1018,12 @@ pub async fn exit_rescue_mode(region: &Arc<Region>, user: &User, node: &Node) ->
                 region,
                 &current,
                 NodeStatus::FailedExitingRescueMode,
-                Change { expires: Some(None), error: Some(failure.message.clone()), description: failure.message, ..Change::default() },
+                Change {
+                    expires: Some(None),
+                    error: Some(failure.message.clone()),
+                    description: failure.message,
+                    ..Change::default()
+                },
                 Actor::System,
             )
             .await
@@ -655,32 +1031,68 @@ pub async fn exit_rescue_mode(region: &Arc<Region>, user: &User, node: &Node) ->
     }
 }
 
-pub async fn test(region: &Arc<Region>, user: &User, node: &Node, testing_scripts: Option<Vec<String>>, comment: Option<&str>) -> ServiceResult<Node> {
+pub async fn test(
+    region: &Arc<Region>,
+    user: &User,
+    node: &Node,
+    testing_scripts: Option<Vec<String>>,
+    comment: Option<&str>,
+) -> ServiceResult<Node> {
     admin(user)?;
     check_unlocked(node)?;
     if node.status == NodeStatus::New && node.current_commissioning_set_id.is_none() {
-        return Err(ServiceError::conflict("Can't test a machine that has never been commissioned; commission it first."));
+        return Err(ServiceError::conflict(
+            "Can't test a machine that has never been commissioned; commission it first.",
+        ));
     }
-    lifecycle::check(node.status, NodeStatus::Testing)
-        .map_err(|_| ServiceError::conflict(format!("Can't test a machine in the '{}' state.", node.status.label())))?;
+    lifecycle::check(node.status, NodeStatus::Testing).map_err(|_| {
+        ServiceError::conflict(format!(
+            "Can't test a machine in the '{}' state.",
+            node.status.label()
+        ))
+    })?;
     let now = region.now();
     let results = scripts::plan_testing(region.store.as_ref(), testing_scripts.as_deref()).await?;
-    region.store.create_script_set(node.id, result_type::TESTING, results, now).await?;
-    request_event(region, node, "User starting testing", Actor::User(user), comment).await?;
+    region
+        .store
+        .create_script_set(node.id, result_type::TESTING, results, now)
+        .await?;
+    request_event(
+        region,
+        node,
+        "User starting testing",
+        Actor::User(user),
+        comment,
+    )
+    .await?;
     let expires = now + node_timeout(region).await?;
     let updated = transition(
         region,
         node,
         NodeStatus::Testing,
-        Change { expires: Some(Some(expires)), description: comment.unwrap_or("").to_owned(), ..Change::default() },
+        Change {
+            expires: Some(Some(expires)),
+            description: comment.unwrap_or("").to_owned(),
+            ..Change::default()
+        },
         Actor::User(user),
     )
     .await?;
-    power_after(region.clone(), updated.clone(), boot_request(&updated), Some(node.status));
+    power_after(
+        region.clone(),
+        updated.clone(),
+        boot_request(&updated),
+        Some(node.status),
+    );
     Ok(updated)
 }
 
-pub async fn override_failed_testing(region: &Arc<Region>, user: &User, node: &Node, comment: Option<&str>) -> ServiceResult<Node> {
+pub async fn override_failed_testing(
+    region: &Arc<Region>,
+    user: &User,
+    node: &Node,
+    comment: Option<&str>,
+) -> ServiceResult<Node> {
     admin(user)?;
     if node.status != NodeStatus::FailedTesting {
         return Err(ServiceError::conflict(format!(
@@ -688,26 +1100,83 @@ pub async fn override_failed_testing(region: &Arc<Region>, user: &User, node: &N
             node.status.label()
         )));
     }
-    request_event(region, node, "User overrode 'Failed testing' status", Actor::User(user), comment).await?;
+    request_event(
+        region,
+        node,
+        "User overrode 'Failed testing' status",
+        Actor::User(user),
+        comment,
+    )
+    .await?;
     let target = lifecycle::testing_return(node.previous_status);
-    let target = if lifecycle::allowed(NodeStatus::FailedTesting, target) { target } else { NodeStatus::Ready };
-    transition(region, node, target, Change { description: comment.unwrap_or("").to_owned(), ..Change::default() }, Actor::User(user)).await
+    let target = if lifecycle::allowed(NodeStatus::FailedTesting, target) {
+        target
+    } else {
+        NodeStatus::Ready
+    };
+    transition(
+        region,
+        node,
+        target,
+        Change {
+            description: comment.unwrap_or("").to_owned(),
+            ..Change::default()
+        },
+        Actor::User(user),
+    )
+    .await
 }
 
-pub async fn lock(region: &Region, user: &User, node: &Node, comment: Option<&str>) -> ServiceResult<Node> {
-    check_edit(user, node).or_else(|e| if matches!(e, ServiceError::Forbidden(ref m) if m.contains("locked")) { Ok(()) } else { Err(e) })?;
+pub async fn lock(
+    region: &Region,
+    user: &User,
+    node: &Node,
+    comment: Option<&str>,
+) -> ServiceResult<Node> {
+    check_edit(user, node).or_else(|e| {
+        if matches!(e, ServiceError::Forbidden(ref m) if m.contains("locked")) {
+            Ok(())
+        } else {
+            Err(e)
+        }
+    })?;
     if node.locked {
         return Err(ServiceError::conflict("Machine is already locked"));
     }
     if !matches!(node.status, NodeStatus::Deployed | NodeStatus::Deploying) {
-        return Err(ServiceError::conflict(format!("Can't lock a machine in the '{}' state; only Deployed or Deploying.", node.status.label())));
+        return Err(ServiceError::conflict(format!(
+            "Can't lock a machine in the '{}' state; only Deployed or Deploying.",
+            node.status.label()
+        )));
     }
-    region.store.update_node(node.id, NodeUpdate { locked: Some(true), updated: region.now(), ..NodeUpdate::default() }).await?;
-    request_event(region, node, "User locking node", Actor::User(user), comment).await?;
+    region
+        .store
+        .update_node(
+            node.id,
+            NodeUpdate {
+                locked: Some(true),
+                updated: region.now(),
+                ..NodeUpdate::default()
+            },
+        )
+        .await?;
+    request_event(
+        region,
+        node,
+        "User locking node",
+        Actor::User(user),
+        comment,
+    )
+    .await?;
     reread(region, &node.system_id).await
 }
 
-pub async fn unlock(region: &Region, user: &User, node: &Node, comment: Option<&str>) -> ServiceResult<Node> {
+pub async fn unlock(
+    region: &Region,
+    user: &User,
+    node: &Node,
+    comment: Option<&str>,
+) -> ServiceResult<Node> {
     let owns = node.owner.as_ref().is_some_and(|o| o.id == user.id);
     if !owns && !user.is_superuser {
         return Err(ServiceError::Forbidden(String::new()));
@@ -715,57 +1184,142 @@ pub async fn unlock(region: &Region, user: &User, node: &Node, comment: Option<&
     if !node.locked {
         return Err(ServiceError::conflict("Machine is not locked"));
     }
-    region.store.update_node(node.id, NodeUpdate { locked: Some(false), updated: region.now(), ..NodeUpdate::default() }).await?;
-    request_event(region, node, "User unlocking node", Actor::User(user), comment).await?;
+    region
+        .store
+        .update_node(
+            node.id,
+            NodeUpdate {
+                locked: Some(false),
+                updated: region.now(),
+                ..NodeUpdate::default()
+            },
+        )
+        .await?;
+    request_event(
+        region,
+        node,
+        "User unlocking node",
+        Actor::User(user),
+        comment,
+    )
+    .await?;
     reread(region, &node.system_id).await
 }
 
-pub async fn power_on(region: &Arc<Region>, user: &User, node: &Node, user_data: Option<&str>, comment: Option<&str>) -> ServiceResult<Node> {
+pub async fn power_on(
+    region: &Arc<Region>,
+    user: &User,
+    node: &Node,
+    user_data: Option<&str>,
+    comment: Option<&str>,
+) -> ServiceResult<Node> {
     check_edit(user, node)?;
     if node.owner.is_none() {
-        return Err(ServiceError::conflict("Can't start node: it hasn't been allocated."));
+        return Err(ServiceError::conflict(
+            "Can't start node: it hasn't been allocated.",
+        ));
     }
     if let Some(data) = user_data {
         region
             .store
-            .update_node(node.id, NodeUpdate { user_data: Some(Some(data.to_owned())), updated: region.now(), ..NodeUpdate::default() })
+            .update_node(
+                node.id,
+                NodeUpdate {
+                    user_data: Some(Some(data.to_owned())),
+                    updated: region.now(),
+                    ..NodeUpdate::default()
+                },
+            )
             .await?;
     }
-    request_event(region, node, "User powering up node", Actor::User(user), comment).await?;
+    request_event(
+        region,
+        node,
+        "User powering up node",
+        Actor::User(user),
+        comment,
+    )
+    .await?;
     power_after(region.clone(), node.clone(), PowerRequest::On, None);
     reread(region, &node.system_id).await
 }
 
-pub async fn power_off(region: &Arc<Region>, user: &User, node: &Node, soft: bool, comment: Option<&str>) -> ServiceResult<Node> {
+pub async fn power_off(
+    region: &Arc<Region>,
+    user: &User,
+    node: &Node,
+    soft: bool,
+    comment: Option<&str>,
+) -> ServiceResult<Node> {
     check_edit(user, node)?;
-    request_event(region, node, "User powering down node", Actor::User(user), comment).await?;
-    power_after(region.clone(), node.clone(), PowerRequest::Off { soft }, None);
+    request_event(
+        region,
+        node,
+        "User powering down node",
+        Actor::User(user),
+        comment,
+    )
+    .await?;
+    power_after(
+        region.clone(),
+        node.clone(),
+        PowerRequest::Off { soft },
+        None,
+    );
     reread(region, &node.system_id).await
 }
 
 /// Asks the BMC now, stores and returns the state; BMC trouble is a 503.
 pub async fn query_power_state(region: &Region, node: &Node) -> ServiceResult<PowerState> {
     let query = region.power.execute(node, PowerRequest::Query);
-    let result = tokio::time::timeout(crate::power::QUERY_TIMEOUT, query).await.map_err(|_| ServiceError::Unavailable {
-        message: format!("Timed out querying the power state of {}.", node.system_id),
-        retry: true,
-    })?;
+    let result = tokio::time::timeout(crate::power::QUERY_TIMEOUT, query)
+        .await
+        .map_err(|_| ServiceError::Unavailable {
+            message: format!("Timed out querying the power state of {}.", node.system_id),
+            retry: true,
+        })?;
     match result {
         Ok(Some(state)) => {
             region
                 .store
-                .update_node(node.id, NodeUpdate { power_state: Some(state), updated: region.now(), ..NodeUpdate::default() })
+                .update_node(
+                    node.id,
+                    NodeUpdate {
+                        power_state: Some(state),
+                        updated: region.now(),
+                        ..NodeUpdate::default()
+                    },
+                )
                 .await?;
             Ok(state)
         }
         Ok(None) => Ok(PowerState::Unknown),
         Err(failure) => {
-            event(region, node, "Failed to query node's BMC", &failure.message, EventLevel::Warning, Actor::System, false).await?;
+            event(
+                region,
+                node,
+                "Failed to query node's BMC",
+                &failure.message,
+                EventLevel::Warning,
+                Actor::System,
+                false,
+            )
+            .await?;
             region
                 .store
-                .update_node(node.id, NodeUpdate { power_state: Some(PowerState::Error), updated: region.now(), ..NodeUpdate::default() })
+                .update_node(
+                    node.id,
+                    NodeUpdate {
+                        power_state: Some(PowerState::Error),
+                        updated: region.now(),
+                        ..NodeUpdate::default()
+                    },
+                )
                 .await?;
-            Err(ServiceError::Unavailable { message: failure.message, retry: failure.retryable })
+            Err(ServiceError::Unavailable {
+                message: failure.message,
+                retry: failure.retryable,
+            })
         }
     }
 }

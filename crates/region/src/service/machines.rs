@@ -325,7 +325,11 @@ pub async fn create(
     };
     // Commissioning, when asked for, is started by the caller through the
     // life cycle, so it gets its scripts, timer and power action.
-    let status = if input.deployed { NodeStatus::Deployed } else { NodeStatus::New };
+    let status = if input.deployed {
+        NodeStatus::Deployed
+    } else {
+        NodeStatus::New
+    };
     let explicit_hostname = input.hostname.clone();
     let mut last_conflict = None;
     for _ in 0..32 {

@@ -8,16 +8,17 @@ use base64::Engine;
 use maas_domain::lifecycle;
 use maas_domain::{NodeStatus, NodeType};
 use maas_store::{
-    EventLevel, Millis, NewScriptResult, Node, NodeToken, NodeUpdate, ScriptResult, ScriptResultUpdate, Secret,
+    EventLevel, Millis, NewScriptResult, Node, NodeToken, NodeUpdate, ScriptResult,
+    ScriptResultUpdate, Secret,
 };
 
 use crate::credentials::random_key;
 use crate::error::{ServiceError, ServiceResult};
 use crate::http::params::{FilePart, Params};
 use crate::region::Region;
+use crate::service::inventory;
 use crate::service::lifecycle::{self as life, Actor, Change};
 use crate::service::scripts::{self, status};
-use crate::service::inventory;
 
 /// The node's metadata credentials, made on first need.
 pub async fn node_token(region: &Region, node: &Node) -> ServiceResult<NodeToken> {
@@ -30,7 +31,10 @@ pub async fn node_token(region: &Region, node: &Node) -> ServiceResult<NodeToken
         token_key: random_key(18),
         token_secret: Secret::new(random_key(32)),
     };
-    region.store.set_node_token(token.clone(), region.now()).await?;
+    region
+        .store
+        .set_node_token(token.clone(), region.now())
+        .await?;
     Ok(token)
 }
 
@@ -45,14 +49,21 @@ fn yaml_string(text: &str) -> String {
 pub async fn preseed(region: &Region, node: &Node, base_url: &str) -> ServiceResult<String> {
     let token = node_token(region, node).await?;
     let metadata_url = format!("{base_url}/MAAS/metadata/");
-    let (ck, tk, ts) = (yaml_string(&token.consumer_key), yaml_string(&token.token_key), yaml_string(token.token_secret.expose()));
+    let (ck, tk, ts) = (
+        yaml_string(&token.consumer_key),
+        yaml_string(&token.token_key),
+        yaml_string(token.token_secret.expose()),
+    );
     Ok(format!(
         "#cloud-config\n\
          datasource:\n  MAAS:\n    consumer_key: {ck}\n    metadata_url: {url}\n    token_key: {tk}\n    token_secret: {ts}\n\
          reporting:\n  maas:\n    consumer_key: {ck}\n    endpoint: {status}\n    token_key: {tk}\n    token_secret: {ts}\n    type: webhook\n\
          power_state:\n  condition: test ! -e /tmp/block-poweroff\n  delay: now\n  mode: poweroff\n  timeout: 1800\n",
         url = yaml_string(&metadata_url),
-        status = yaml_string(&format!("{base_url}/MAAS/metadata/status/{}", node.system_id)),
+        status = yaml_string(&format!(
+            "{base_url}/MAAS/metadata/status/{}",
+            node.system_id
+        )),
     ))
 }
 
@@ -98,7 +109,12 @@ pub fn decode_user_data(stored: &str) -> Vec<u8> {
 /// `GET <ver>/user-data`. The deployed OS fetching its user data is what
 /// ends a deployment. `curtin` selects the installer's path, which always
 /// gets the ephemeral data and has no side effect.
-pub async fn user_data(region: &Region, node: &Node, base_url: &str, curtin: bool) -> ServiceResult<Option<Vec<u8>>> {
+pub async fn user_data(
+    region: &Region,
+    node: &Node,
+    base_url: &str,
+    curtin: bool,
+) -> ServiceResult<Option<Vec<u8>>> {
     if !curtin && node.status == NodeStatus::Deploying {
         let deployed = life::transition(
             region,
@@ -116,7 +132,12 @@ pub async fn user_data(region: &Region, node: &Node, base_url: &str, curtin: boo
             region,
             &deployed,
             "Image Deployed",
-            &format!("deployed {}/{}/{}", node.osystem, node.distro_series, node.architecture.as_deref().unwrap_or("")),
+            &format!(
+                "deployed {}/{}/{}",
+                node.osystem,
+                node.distro_series,
+                node.architecture.as_deref().unwrap_or("")
+            ),
             EventLevel::Info,
             Actor::System,
             false,
@@ -128,7 +149,16 @@ pub async fn user_data(region: &Region, node: &Node, base_url: &str, curtin: boo
         return Ok(node.user_data.as_deref().map(decode_user_data));
     }
     if node.status == NodeStatus::Commissioning {
-        life::event(region, node, "Gathering information", "", EventLevel::Info, Actor::System, true).await?;
+        life::event(
+            region,
+            node,
+            "Gathering information",
+            "",
+            EventLevel::Info,
+            Actor::System,
+            true,
+        )
+        .await?;
     }
     Ok(Some(ephemeral_user_data(base_url).into_bytes()))
 }
@@ -169,9 +199,11 @@ impl SignalStatus {
 /// Which of the node's script sets results go into, by the node's status.
 fn active_set(node: &Node) -> Option<i64> {
     match node.status {
-        NodeStatus::Commissioning | NodeStatus::Deployed | NodeStatus::New | NodeStatus::EnteringRescueMode | NodeStatus::RescueMode => {
-            node.current_commissioning_set_id
-        }
+        NodeStatus::Commissioning
+        | NodeStatus::Deployed
+        | NodeStatus::New
+        | NodeStatus::EnteringRescueMode
+        | NodeStatus::RescueMode => node.current_commissioning_set_id,
         NodeStatus::Testing => node.current_testing_set_id,
         NodeStatus::Deploying => node.current_installation_set_id,
         NodeStatus::Releasing | NodeStatus::DiskErasing => node.current_release_set_id,
@@ -190,7 +222,12 @@ fn strip_suffix(name: &str) -> &str {
 
 /// Finds the result a signal is about: by id among the node's current
 /// sets, else by name in the active set, else a new result there.
-async fn find_result(region: &Region, node: &Node, params: &Params, files: &[FilePart]) -> ServiceResult<Option<ScriptResult>> {
+async fn find_result(
+    region: &Region,
+    node: &Node,
+    params: &Params,
+    files: &[FilePart],
+) -> ServiceResult<Option<ScriptResult>> {
     let sets: Vec<i64> = [
         node.current_commissioning_set_id,
         node.current_testing_set_id,
@@ -200,7 +237,10 @@ async fn find_result(region: &Region, node: &Node, params: &Params, files: &[Fil
     .into_iter()
     .flatten()
     .collect();
-    if let Some(id) = params.get("script_result_id").and_then(|v| v.parse::<i64>().ok()) {
+    if let Some(id) = params
+        .get("script_result_id")
+        .and_then(|v| v.parse::<i64>().ok())
+    {
         for set_id in &sets {
             if let Some(set) = region.store.script_set(*set_id, false).await? {
                 if let Some(result) = set.results.into_iter().find(|r| r.id == id) {
@@ -208,15 +248,21 @@ async fn find_result(region: &Region, node: &Node, params: &Params, files: &[Fil
                 }
             }
         }
-        return Err(ServiceError::bad_request(format!("Unknown script_result_id: {id}")));
+        return Err(ServiceError::bad_request(format!(
+            "Unknown script_result_id: {id}"
+        )));
     }
     let name = params
         .get("name")
         .map(str::to_owned)
         .or_else(|| files.first().map(|f| strip_suffix(&f.name).to_owned()));
-    let Some(name) = name.filter(|n| !n.is_empty()) else { return Ok(None) };
+    let Some(name) = name.filter(|n| !n.is_empty()) else {
+        return Ok(None);
+    };
     let name = strip_suffix(&name).to_owned();
-    let Some(set_id) = active_set(node) else { return Ok(None) };
+    let Some(set_id) = active_set(node) else {
+        return Ok(None);
+    };
     if let Some(set) = region.store.script_set(set_id, false).await? {
         if let Some(result) = set.results.into_iter().find(|r| r.name == name) {
             return Ok(Some(result));
@@ -224,7 +270,16 @@ async fn find_result(region: &Region, node: &Node, params: &Params, files: &[Fil
     }
     let created = region
         .store
-        .add_script_result(set_id, NewScriptResult { script_id: None, name, status: status::PENDING, parameters: "{}".into() }, region.now())
+        .add_script_result(
+            set_id,
+            NewScriptResult {
+                script_id: None,
+                name,
+                status: status::PENDING,
+                parameters: "{}".into(),
+            },
+            region.now(),
+        )
         .await?;
     Ok(Some(created))
 }
@@ -238,7 +293,12 @@ fn runtime_text(millis: Millis) -> String {
 fn yaml_status(yaml: &[u8]) -> Option<i64> {
     let text = String::from_utf8_lossy(yaml);
     text.lines().find_map(|line| {
-        let value = line.trim().strip_prefix("status:")?.trim().trim_matches(['"', '\'']).to_ascii_lowercase();
+        let value = line
+            .trim()
+            .strip_prefix("status:")?
+            .trim()
+            .trim_matches(['"', '\''])
+            .to_ascii_lowercase();
         Some(match value.as_str() {
             "passed" => status::PASSED,
             "failed" => status::FAILED,
@@ -253,30 +313,53 @@ fn yaml_status(yaml: &[u8]) -> Option<i64> {
 /// Stores what a signal says about one script result; returns the result's
 /// name and final status when it finished, and runs the region's hooks on
 /// builtin outputs.
-async fn store_result(region: &Region, node: &Node, signal: SignalStatus, params: &Params, files: &[FilePart]) -> ServiceResult<Option<(String, i64)>> {
-    let Some(result) = find_result(region, node, params, files).await? else { return Ok(None) };
+async fn store_result(
+    region: &Region,
+    node: &Node,
+    signal: SignalStatus,
+    params: &Params,
+    files: &[FilePart],
+) -> ServiceResult<Option<(String, i64)>> {
+    let Some(result) = find_result(region, node, params, files).await? else {
+        return Ok(None);
+    };
     let now = region.now();
     let exit_status = ["exit_status", "script_result", "result"]
         .iter()
         .find_map(|k| params.get(k))
-        .map(|v| v.trim().parse::<i64>().map_err(|_| ServiceError::bad_request(format!("Invalid exit_status: '{v}'"))))
+        .map(|v| {
+            v.trim()
+                .parse::<i64>()
+                .map_err(|_| ServiceError::bad_request(format!("Invalid exit_status: '{v}'")))
+        })
         .transpose()?;
     let file = |suffix: &str| {
         files
             .iter()
-            .find(|f| f.name == format!("{}{suffix}", result.name) || (suffix.is_empty() && f.name == result.name))
+            .find(|f| {
+                f.name == format!("{}{suffix}", result.name)
+                    || (suffix.is_empty() && f.name == result.name)
+            })
             .map(|f| f.content.clone())
     };
     let (combined, stdout, stderr, yaml) = (file(""), file(".out"), file(".err"), file(".yaml"));
-    let finished = exit_status.is_some() || combined.is_some() || stdout.is_some() || signal == SignalStatus::TimedOut;
-    let mut update = ScriptResultUpdate { updated: now, ..ScriptResultUpdate::default() };
+    let finished = exit_status.is_some()
+        || combined.is_some()
+        || stdout.is_some()
+        || signal == SignalStatus::TimedOut;
+    let mut update = ScriptResultUpdate {
+        updated: now,
+        ..ScriptResultUpdate::default()
+    };
     if !finished {
         let next = match signal {
             SignalStatus::Installing => status::INSTALLING,
             SignalStatus::ApplyingNetconf => status::APPLYING_NETCONF,
             _ => status::RUNNING,
         };
-        if result.status == status::PENDING || (result.status < next && status::UNFINISHED.contains(&result.status)) {
+        if result.status == status::PENDING
+            || (result.status < next && status::UNFINISHED.contains(&result.status))
+        {
             update.status = Some(next);
             if result.started.is_none() {
                 update.started = Some(now);
@@ -305,7 +388,16 @@ async fn store_result(region: &Region, node: &Node, signal: SignalStatus, params
     if final_status == status::PASSED {
         if let Some(output) = hook_output {
             if let Err(why) = run_hook(region, node, &result.name, output).await {
-                life::event(region, node, "Script result error", &format!("{}: {why}", result.name), EventLevel::Error, Actor::System, false).await?;
+                life::event(
+                    region,
+                    node,
+                    "Script result error",
+                    &format!("{}: {why}", result.name),
+                    EventLevel::Error,
+                    Actor::System,
+                    false,
+                )
+                .await?;
                 final_status = status::FAILED;
             }
         }
@@ -314,7 +406,12 @@ async fn store_result(region: &Region, node: &Node, signal: SignalStatus, params
     update.exit_status = Some(Some(exit));
     update.started = Some(result.started.unwrap_or(now));
     update.ended = Some(now);
-    update.runtime = Some(params.get("runtime").map(str::to_owned).unwrap_or_else(|| runtime_text(now - result.started.unwrap_or(now))));
+    update.runtime = Some(
+        params
+            .get("runtime")
+            .map(str::to_owned)
+            .unwrap_or_else(|| runtime_text(now - result.started.unwrap_or(now))),
+    );
     update.output = combined.or_else(|| stdout.clone());
     update.stdout = stdout;
     update.stderr = stderr;
@@ -327,28 +424,59 @@ async fn store_result(region: &Region, node: &Node, signal: SignalStatus, params
 async fn run_hook(region: &Region, node: &Node, name: &str, output: &[u8]) -> Result<(), String> {
     match name {
         scripts::COMMISSIONING_RESOURCES => {
-            let catalog = region.store.network_catalog().await.map_err(|e| e.to_string())?;
-            let current = life::reread(region, &node.system_id).await.map_err(|e| e.to_string())?;
-            let facts = inventory::parse(output, &current, &catalog, None).map_err(|e| e.to_string())?;
-            region.store.set_inventory(node.id, facts.inventory, region.now()).await.map_err(|e| e.to_string())?;
+            let catalog = region
+                .store
+                .network_catalog()
+                .await
+                .map_err(|e| e.to_string())?;
+            let current = life::reread(region, &node.system_id)
+                .await
+                .map_err(|e| e.to_string())?;
+            let facts =
+                inventory::parse(output, &current, &catalog, None).map_err(|e| e.to_string())?;
+            region
+                .store
+                .set_inventory(node.id, facts.inventory, region.now())
+                .await
+                .map_err(|e| e.to_string())?;
             if let Some(arch) = facts.architecture {
                 region
                     .store
-                    .update_node(node.id, NodeUpdate { architecture: Some(Some(arch)), updated: region.now(), ..NodeUpdate::default() })
+                    .update_node(
+                        node.id,
+                        NodeUpdate {
+                            architecture: Some(Some(arch)),
+                            updated: region.now(),
+                            ..NodeUpdate::default()
+                        },
+                    )
                     .await
                     .map_err(|e| e.to_string())?;
             }
             if facts.is_virtual {
-                tag_node(region, node, "virtual").await.map_err(|e| e.to_string())?;
+                tag_node(region, node, "virtual")
+                    .await
+                    .map_err(|e| e.to_string())?;
             }
             tracing::info!(system_id = %node.system_id, "commissioning inventory stored");
             Ok(())
         }
         scripts::KERNEL_CMDLINE => {
-            let Some(mac) = inventory::bootif_mac(&String::from_utf8_lossy(output)) else { return Ok(()) };
-            let current = life::reread(region, &node.system_id).await.map_err(|e| e.to_string())?;
-            if current.interfaces.iter().any(|i| i.mac_address.as_deref() == Some(&mac))
-                && current.boot_interface_id.and_then(|id| current.interfaces.iter().find(|i| i.id == id)).and_then(|i| i.mac_address.as_deref()) != Some(&mac)
+            let Some(mac) = inventory::bootif_mac(&String::from_utf8_lossy(output)) else {
+                return Ok(());
+            };
+            let current = life::reread(region, &node.system_id)
+                .await
+                .map_err(|e| e.to_string())?;
+            if current
+                .interfaces
+                .iter()
+                .any(|i| i.mac_address.as_deref() == Some(&mac))
+                && current
+                    .boot_interface_id
+                    .and_then(|id| current.interfaces.iter().find(|i| i.id == id))
+                    .and_then(|i| i.mac_address.as_deref())
+                    != Some(&mac)
             {
                 let mut interfaces = inventory::keep_interfaces(&current);
                 for interface in &mut interfaces {
@@ -364,7 +492,11 @@ async fn run_hook(region: &Region, node: &Node, name: &str, output: &[u8]) -> Re
                     interfaces,
                     block_devices: inventory::keep_block_devices(&current),
                 };
-                region.store.set_inventory(node.id, inventory, region.now()).await.map_err(|e| e.to_string())?;
+                region
+                    .store
+                    .set_inventory(node.id, inventory, region.now())
+                    .await
+                    .map_err(|e| e.to_string())?;
             }
             Ok(())
         }
@@ -375,36 +507,59 @@ async fn run_hook(region: &Region, node: &Node, name: &str, output: &[u8]) -> Re
 async fn tag_node(region: &Region, node: &Node, name: &str) -> ServiceResult<()> {
     let tag = match region.store.tag_by_name(name).await? {
         Some(tag) => tag,
-        None => region
-            .store
-            .create_tag(maas_store::Tag {
-                id: 0,
-                name: name.to_owned(),
-                definition: String::new(),
-                comment: "Automatically created by commissioning".to_owned(),
-                kernel_opts: None,
-            })
-            .await
-            .or_else(|e| match e {
-                maas_store::StoreError::Conflict { .. } => Err(ServiceError::conflict("tag created concurrently")),
-                other => Err(other.into()),
-            })?,
+        None => {
+            let created = region
+                .store
+                .create_tag(maas_store::Tag {
+                    id: 0,
+                    name: name.to_owned(),
+                    definition: String::new(),
+                    comment: "Automatically created by commissioning".to_owned(),
+                    kernel_opts: None,
+                })
+                .await;
+            match created {
+                Ok(tag) => tag,
+                // Another machine's commissioning made it first: use that one.
+                Err(maas_store::StoreError::Conflict { .. }) => {
+                    region.store.tag_by_name(name).await?.ok_or_else(|| {
+                        ServiceError::conflict(format!("tag {name} vanished while being created"))
+                    })?
+                }
+                Err(other) => return Err(other.into()),
+            }
+        }
     };
-    region.store.tag_nodes(tag.id, std::slice::from_ref(&node.system_id), &[]).await?;
+    region
+        .store
+        .tag_nodes(tag.id, std::slice::from_ref(&node.system_id), &[])
+        .await?;
     Ok(())
 }
 
 /// Whether any result of the set failed.
 async fn any_failed(region: &Region, set_id: Option<i64>) -> ServiceResult<bool> {
-    let Some(set_id) = set_id else { return Ok(false) };
-    let Some(set) = region.store.script_set(set_id, false).await? else { return Ok(false) };
+    let Some(set_id) = set_id else {
+        return Ok(false);
+    };
+    let Some(set) = region.store.script_set(set_id, false).await? else {
+        return Ok(false);
+    };
     Ok(set.results.iter().any(|r| status::is_failure(r.status)))
 }
 
 /// Handles `POST <ver>/?op=signal` (provisioning.md §2.5).
-pub async fn signal(region: &Arc<Region>, node: &Node, params: &Params, files: &[FilePart]) -> ServiceResult<()> {
-    let text = params.get("status").ok_or_else(|| ServiceError::missing("status"))?;
-    let signal = SignalStatus::parse(text).ok_or_else(|| ServiceError::bad_request(format!("Unknown status: '{text}'")))?;
+pub async fn signal(
+    region: &Arc<Region>,
+    node: &Node,
+    params: &Params,
+    files: &[FilePart],
+) -> ServiceResult<()> {
+    let text = params
+        .get("status")
+        .ok_or_else(|| ServiceError::missing("status"))?;
+    let signal = SignalStatus::parse(text)
+        .ok_or_else(|| ServiceError::bad_request(format!("Unknown status: '{text}'")))?;
     if node.node_type != NodeType::Machine {
         // Controllers and devices post results without status changes.
         store_result(region, node, signal, params, files).await?;
@@ -423,22 +578,48 @@ pub async fn signal(region: &Arc<Region>, node: &Node, params: &Params, files: &
             | NodeStatus::RescueMode
     );
     if !signalable {
-        let quiet = matches!(node.status, NodeStatus::Broken | NodeStatus::Ready) || node.status.label().starts_with("Failed");
+        let quiet = matches!(node.status, NodeStatus::Broken | NodeStatus::Ready)
+            || node.status.label().starts_with("Failed");
         if quiet {
             return Ok(());
         }
-        return Err(ServiceError::conflict(format!("Unable to signal a machine in the '{}' state.", node.status.label())));
+        return Err(ServiceError::conflict(format!(
+            "Unable to signal a machine in the '{}' state.",
+            node.status.label()
+        )));
     }
     let now = region.now();
     if let Some(set_id) = active_set(node) {
         region.store.touch_script_set(set_id, now).await?;
     }
     // The first signal hands supervision from the boot timer to heartbeats.
-    if matches!(node.status, NodeStatus::Commissioning | NodeStatus::Testing) && node.status_expires.is_some() {
-        region.store.update_node(node.id, NodeUpdate { status_expires: Some(None), updated: now, ..NodeUpdate::default() }).await?;
+    if matches!(node.status, NodeStatus::Commissioning | NodeStatus::Testing)
+        && node.status_expires.is_some()
+    {
+        region
+            .store
+            .update_node(
+                node.id,
+                NodeUpdate {
+                    status_expires: Some(None),
+                    updated: now,
+                    ..NodeUpdate::default()
+                },
+            )
+            .await?;
     }
     if let Some(error) = params.get("error") {
-        region.store.update_node(node.id, NodeUpdate { error_description: Some(error.to_owned()), updated: now, ..NodeUpdate::default() }).await?;
+        region
+            .store
+            .update_node(
+                node.id,
+                NodeUpdate {
+                    error_description: Some(error.to_owned()),
+                    updated: now,
+                    ..NodeUpdate::default()
+                },
+            )
+            .await?;
     }
     store_bmc(region, node, params).await?;
     let finished = store_result(region, node, signal, params, files).await?;
@@ -453,11 +634,27 @@ pub async fn signal(region: &Arc<Region>, node: &Node, params: &Params, files: &
             let options = life::CommissionOptions::default();
             let plan = scripts::plan_commissioning(region.store.as_ref(), &options).await?;
             scripts::create_sets(region.store.as_ref(), &node, plan, now).await?;
-            life::transition(region, &node, NodeStatus::Commissioning, Change::default(), Actor::System).await?;
+            life::transition(
+                region,
+                &node,
+                NodeStatus::Commissioning,
+                Change::default(),
+                Actor::System,
+            )
+            .await?;
         }
         (NodeStatus::Commissioning, SignalStatus::Testing) => {
-            life::transition(region, &node, NodeStatus::Testing, Change { description: "Running tests".into(), ..Change::default() }, Actor::System)
-                .await?;
+            life::transition(
+                region,
+                &node,
+                NodeStatus::Testing,
+                Change {
+                    description: "Running tests".into(),
+                    ..Change::default()
+                },
+                Actor::System,
+            )
+            .await?;
         }
         (NodeStatus::Commissioning, SignalStatus::Ok) => {
             let failed = any_failed(region, node.current_commissioning_set_id).await?;
@@ -466,10 +663,17 @@ pub async fn signal(region: &Arc<Region>, node: &Node, params: &Params, files: &
         }
         (NodeStatus::Commissioning, SignalStatus::Failed) => {
             scripts::abort_current(region.store.as_ref(), &node, now).await?;
-            finish(region, &node, NodeStatus::FailedCommissioning, params.get("error").unwrap_or("")).await?;
+            finish(
+                region,
+                &node,
+                NodeStatus::FailedCommissioning,
+                params.get("error").unwrap_or(""),
+            )
+            .await?;
         }
         (NodeStatus::Testing, SignalStatus::Ok) => {
-            let commissioning_failed = any_failed(region, node.current_commissioning_set_id).await?;
+            let commissioning_failed =
+                any_failed(region, node.current_commissioning_set_id).await?;
             let testing_failed = any_failed(region, node.current_testing_set_id).await?;
             let target = if testing_failed {
                 NodeStatus::FailedTesting
@@ -482,27 +686,79 @@ pub async fn signal(region: &Arc<Region>, node: &Node, params: &Params, files: &
         }
         (NodeStatus::Testing, SignalStatus::Failed) => {
             scripts::abort_current(region.store.as_ref(), &node, now).await?;
-            finish(region, &node, NodeStatus::FailedTesting, params.get("error").unwrap_or("")).await?;
+            finish(
+                region,
+                &node,
+                NodeStatus::FailedTesting,
+                params.get("error").unwrap_or(""),
+            )
+            .await?;
         }
         (NodeStatus::Deploying, SignalStatus::Failed) => {
-            life::mark_failed(region, &node, &format!("Installation failed: {}", params.get("error").unwrap_or("")), false).await?;
+            life::mark_failed(
+                region,
+                &node,
+                &format!("Installation failed: {}", params.get("error").unwrap_or("")),
+                false,
+            )
+            .await?;
         }
         (NodeStatus::DiskErasing, SignalStatus::Ok) => {
-            life::event(region, &node, "Node disks erased", "", EventLevel::Info, Actor::System, false).await?;
+            life::event(
+                region,
+                &node,
+                "Node disks erased",
+                "",
+                EventLevel::Info,
+                Actor::System,
+                false,
+            )
+            .await?;
             release_after_scripts(region, &node).await?;
         }
         (NodeStatus::Releasing, SignalStatus::Ok) => {
-            life::event(region, &node, "Release scripts succeeded", "", EventLevel::Info, Actor::System, false).await?;
+            life::event(
+                region,
+                &node,
+                "Release scripts succeeded",
+                "",
+                EventLevel::Info,
+                Actor::System,
+                false,
+            )
+            .await?;
             release_after_scripts(region, &node).await?;
         }
         (NodeStatus::DiskErasing | NodeStatus::Releasing, SignalStatus::Failed) => {
-            life::mark_failed(region, &node, params.get("error").unwrap_or("Release scripts failed"), false).await?;
+            life::mark_failed(
+                region,
+                &node,
+                params.get("error").unwrap_or("Release scripts failed"),
+                false,
+            )
+            .await?;
         }
         (NodeStatus::EnteringRescueMode, SignalStatus::Ok | SignalStatus::Working) => {
-            life::transition(region, &node, NodeStatus::RescueMode, Change { expires: Some(None), ..Change::default() }, Actor::System).await?;
+            life::transition(
+                region,
+                &node,
+                NodeStatus::RescueMode,
+                Change {
+                    expires: Some(None),
+                    ..Change::default()
+                },
+                Actor::System,
+            )
+            .await?;
         }
         (NodeStatus::EnteringRescueMode, SignalStatus::Failed) => {
-            life::mark_failed(region, &node, params.get("error").unwrap_or("Failed to enter rescue mode"), false).await?;
+            life::mark_failed(
+                region,
+                &node,
+                params.get("error").unwrap_or("Failed to enter rescue mode"),
+                false,
+            )
+            .await?;
         }
         _ => {}
     }
@@ -511,14 +767,20 @@ pub async fn signal(region: &Arc<Region>, node: &Node, params: &Params, files: &
 
 /// Ends commissioning or testing: the status, timers cleared, and the
 /// machine powered off (unless SSH was asked for).
-async fn finish(region: &Arc<Region>, node: &Node, target: NodeStatus, description: &str) -> ServiceResult<()> {
+async fn finish(
+    region: &Arc<Region>,
+    node: &Node,
+    target: NodeStatus,
+    description: &str,
+) -> ServiceResult<()> {
     let updated = life::transition(
         region,
         node,
         target,
         Change {
             expires: Some(None),
-            error: (target == NodeStatus::FailedCommissioning || target == NodeStatus::FailedTesting)
+            error: (target == NodeStatus::FailedCommissioning
+                || target == NodeStatus::FailedTesting)
                 .then(|| description.to_owned()),
             description: description.to_owned(),
             ..Change::default()
@@ -529,25 +791,56 @@ async fn finish(region: &Arc<Region>, node: &Node, target: NodeStatus, descripti
     if target == NodeStatus::New || target == NodeStatus::Ready {
         region
             .store
-            .update_node(node.id, NodeUpdate { enlisting: Some(false), updated: region.now(), ..NodeUpdate::default() })
+            .update_node(
+                node.id,
+                NodeUpdate {
+                    enlisting: Some(false),
+                    updated: region.now(),
+                    ..NodeUpdate::default()
+                },
+            )
             .await?;
     }
     if !node.enable_ssh {
-        life::power_after(region.clone(), updated, crate::power::PowerRequest::Off { soft: false }, None);
+        life::power_after(
+            region.clone(),
+            updated,
+            crate::power::PowerRequest::Off { soft: false },
+            None,
+        );
     }
     Ok(())
 }
 
 /// After erasing or release scripts: power off, then READY.
 async fn release_after_scripts(region: &Arc<Region>, node: &Node) -> ServiceResult<()> {
-    let result = region.power.execute(node, crate::power::PowerRequest::Off { soft: false }).await;
+    let result = region
+        .power
+        .execute(node, crate::power::PowerRequest::Off { soft: false })
+        .await;
     if let Err(failure) = &result {
-        life::event(region, node, "Failed to power off node", &failure.message, EventLevel::Error, Actor::System, false).await?;
+        life::event(
+            region,
+            node,
+            "Failed to power off node",
+            &failure.message,
+            EventLevel::Error,
+            Actor::System,
+            false,
+        )
+        .await?;
     }
     let current = life::reread(region, &node.system_id).await?;
     if current.status == NodeStatus::DiskErasing {
         // Erasing done: the machine is releasing until it is off (it is, now).
-        let releasing = life::transition(region, &current, NodeStatus::Releasing, Change::default(), Actor::System).await?;
+        let releasing = life::transition(
+            region,
+            &current,
+            NodeStatus::Releasing,
+            Change::default(),
+            Actor::System,
+        )
+        .await?;
         life::finish_release(region, &releasing).await?;
     } else {
         life::finish_release(region, &current).await?;
@@ -557,7 +850,9 @@ async fn release_after_scripts(region: &Arc<Region>, node: &Node) -> ServiceResu
 
 /// BMC credentials found by the BMC detection script.
 async fn store_bmc(region: &Region, node: &Node, params: &Params) -> ServiceResult<()> {
-    let Some(power_type) = params.get("power_type").filter(|p| !p.is_empty()) else { return Ok(()) };
+    let Some(power_type) = params.get("power_type").filter(|p| !p.is_empty()) else {
+        return Ok(());
+    };
     // An existing Redfish BMC is never downgraded to IPMI.
     if node.power_type == "redfish" && power_type == "ipmi" {
         return Ok(());
@@ -567,10 +862,14 @@ async fn store_bmc(region: &Region, node: &Node, params: &Params) -> ServiceResu
         let value: serde_json::Value = serde_json::from_str(json)
             .map_err(|_| ServiceError::bad_request("Invalid power_parameters: not JSON"))?;
         let Some(object) = value.as_object() else {
-            return Err(ServiceError::bad_request("Invalid power_parameters: not a JSON object"));
+            return Err(ServiceError::bad_request(
+                "Invalid power_parameters: not a JSON object",
+            ));
         };
         for (key, value) in object {
-            if power_type == "redfish" && !["power_address", "power_user", "power_pass", "node_id"].contains(&key.as_str()) {
+            if power_type == "redfish"
+                && !["power_address", "power_user", "power_pass", "node_id"].contains(&key.as_str())
+            {
                 continue;
             }
             let text = match value {
@@ -597,19 +896,46 @@ async fn store_bmc(region: &Region, node: &Node, params: &Params) -> ServiceResu
 
 /// `netboot_off`/`netboot_on`.
 pub async fn set_netboot(region: &Region, node: &Node, on: bool) -> ServiceResult<()> {
-    region.store.update_node(node.id, NodeUpdate { netboot: Some(on), updated: region.now(), ..NodeUpdate::default() }).await?;
+    region
+        .store
+        .update_node(
+            node.id,
+            NodeUpdate {
+                netboot: Some(on),
+                updated: region.now(),
+                ..NodeUpdate::default()
+            },
+        )
+        .await?;
     if !on {
-        life::event(region, node, "Node installation finished", "Node disabled netboot", EventLevel::Info, Actor::System, false).await?;
+        life::event(
+            region,
+            node,
+            "Node installation finished",
+            "Node disabled netboot",
+            EventLevel::Info,
+            Actor::System,
+            false,
+        )
+        .await?;
     }
     Ok(())
 }
 
 /// The status webhook (provisioning.md §2.6): log start and failure events,
 /// store posted files as installation results, and act on top-level finishes.
-pub async fn status_event(region: &Arc<Region>, node: &Node, event: &serde_json::Value) -> ServiceResult<()> {
+pub async fn status_event(
+    region: &Arc<Region>,
+    node: &Node,
+    event: &serde_json::Value,
+) -> ServiceResult<()> {
     let field = |key: &str| event.get(key).and_then(serde_json::Value::as_str);
-    let (Some(event_type), Some(origin), Some(name)) = (field("event_type"), field("origin"), field("name")) else {
-        return Err(ServiceError::bad_request("Missing parameter in status message: event_type, origin and name are required."));
+    let (Some(event_type), Some(origin), Some(name)) =
+        (field("event_type"), field("origin"), field("name"))
+    else {
+        return Err(ServiceError::bad_request(
+            "Missing parameter in status message: event_type, origin and name are required.",
+        ));
     };
     let description = field("description").unwrap_or("");
     let result = field("result").unwrap_or("SUCCESS");
@@ -622,9 +948,26 @@ pub async fn status_event(region: &Arc<Region>, node: &Node, event: &serde_json:
         _ => "Node status",
     };
     if event_type == "start" || failed {
-        let level = if failed { EventLevel::Error } else { EventLevel::Debug };
-        let kind = if failed { format!("{kind} failed") } else { kind.to_owned() };
-        life::event(region, node, &kind, &format!("'{origin}' {description}"), level, Actor::System, false).await?;
+        let level = if failed {
+            EventLevel::Error
+        } else {
+            EventLevel::Debug
+        };
+        let kind = if failed {
+            format!("{kind} failed")
+        } else {
+            kind.to_owned()
+        };
+        life::event(
+            region,
+            node,
+            &kind,
+            &format!("'{origin}' {description}"),
+            level,
+            Actor::System,
+            false,
+        )
+        .await?;
     }
     if let Some(files) = event.get("files").and_then(serde_json::Value::as_array) {
         for file in files {
@@ -639,13 +982,29 @@ pub async fn status_event(region: &Arc<Region>, node: &Node, event: &serde_json:
             _ => None,
         };
         if let Some(message) = message {
-            life::event(region, node, message, "", EventLevel::Info, Actor::System, true).await?;
+            life::event(
+                region,
+                node,
+                message,
+                "",
+                EventLevel::Info,
+                Actor::System,
+                true,
+            )
+            .await?;
         }
         if name.starts_with("cmd-install") && node.status == NodeStatus::Deploying {
             let timeout = life::node_timeout(region).await?;
             region
                 .store
-                .update_node(node.id, NodeUpdate { status_expires: Some(Some(region.now() + 2 * timeout)), updated: region.now(), ..NodeUpdate::default() })
+                .update_node(
+                    node.id,
+                    NodeUpdate {
+                        status_expires: Some(Some(region.now() + 2 * timeout)),
+                        updated: region.now(),
+                        ..NodeUpdate::default()
+                    },
+                )
                 .await?;
         }
     }
@@ -656,10 +1015,17 @@ pub async fn status_event(region: &Arc<Region>, node: &Node, event: &serde_json:
                 life::mark_failed(region, node, &format!("'{origin}' {description}"), true).await?;
             }
             (NodeStatus::Deploying, true) => {
-                life::mark_failed(region, node, &format!("Installation failed: '{origin}' {description}"), false).await?;
+                life::mark_failed(
+                    region,
+                    node,
+                    &format!("Installation failed: '{origin}' {description}"),
+                    false,
+                )
+                .await?;
             }
             (NodeStatus::DiskErasing | NodeStatus::Releasing, true) => {
-                life::mark_failed(region, node, &format!("'{origin}' {description}"), false).await?;
+                life::mark_failed(region, node, &format!("'{origin}' {description}"), false)
+                    .await?;
             }
             (NodeStatus::DiskErasing | NodeStatus::Releasing, false) if name == "modules-final" => {
                 release_after_scripts(region, node).await?;
@@ -670,9 +1036,19 @@ pub async fn status_event(region: &Arc<Region>, node: &Node, event: &serde_json:
     Ok(())
 }
 
-async fn store_webhook_file(region: &Region, node: &Node, file: &serde_json::Value, failed: bool) -> ServiceResult<()> {
-    let Some(path) = file.get("path").and_then(serde_json::Value::as_str) else { return Ok(()) };
-    let encoded = file.get("content").and_then(serde_json::Value::as_str).unwrap_or("");
+async fn store_webhook_file(
+    region: &Region,
+    node: &Node,
+    file: &serde_json::Value,
+    failed: bool,
+) -> ServiceResult<()> {
+    let Some(path) = file.get("path").and_then(serde_json::Value::as_str) else {
+        return Ok(());
+    };
+    let encoded = file
+        .get("content")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or("");
     // bzip2-compressed files (curtin's logs) are stored as sent.
     let content = base64::engine::general_purpose::STANDARD
         .decode(encoded.as_bytes())
@@ -680,14 +1056,25 @@ async fn store_webhook_file(region: &Region, node: &Node, file: &serde_json::Val
     let set_id = match node.status {
         NodeStatus::Testing => node.current_testing_set_id,
         NodeStatus::Commissioning => node.current_commissioning_set_id,
-        NodeStatus::Deploying | NodeStatus::Deployed | NodeStatus::FailedDeployment => node.current_installation_set_id,
+        NodeStatus::Deploying | NodeStatus::Deployed | NodeStatus::FailedDeployment => {
+            node.current_installation_set_id
+        }
         _ => None,
     };
     let Some(set_id) = set_id else { return Ok(()) };
     let now = region.now();
     let result = region
         .store
-        .add_script_result(set_id, NewScriptResult { script_id: None, name: path.to_owned(), status: status::RUNNING, parameters: "{}".into() }, now)
+        .add_script_result(
+            set_id,
+            NewScriptResult {
+                script_id: None,
+                name: path.to_owned(),
+                status: status::RUNNING,
+                parameters: "{}".into(),
+            },
+            now,
+        )
         .await?;
     let exit = if failed { 1 } else { 0 };
     region
@@ -695,7 +1082,11 @@ async fn store_webhook_file(region: &Region, node: &Node, file: &serde_json::Val
         .update_script_result(
             result.id,
             ScriptResultUpdate {
-                status: Some(if failed { status::FAILED } else { status::PASSED }),
+                status: Some(if failed {
+                    status::FAILED
+                } else {
+                    status::PASSED
+                }),
                 exit_status: Some(Some(exit)),
                 ended: Some(now),
                 output: Some(content),
@@ -714,21 +1105,30 @@ mod tests {
     #[test]
     fn yaml_overrides() {
         assert_eq!(yaml_status(b"status: skipped\n"), Some(status::SKIPPED));
-        assert_eq!(yaml_status(b"results:\n  x: 1\nstatus: \"degraded\"\n"), Some(status::DEGRADED));
+        assert_eq!(
+            yaml_status(b"results:\n  x: 1\nstatus: \"degraded\"\n"),
+            Some(status::DEGRADED)
+        );
         assert_eq!(yaml_status(b"nothing here"), None);
     }
 
     #[test]
     fn user_data_decoding() {
         assert_eq!(decode_user_data("I2Nsb3VkLWNvbmZpZwo="), b"#cloud-config\n");
-        assert_eq!(decode_user_data("I2Nsb3Vk\nLWNvbmZpZwo=\n"), b"#cloud-config\n");
+        assert_eq!(
+            decode_user_data("I2Nsb3Vk\nLWNvbmZpZwo=\n"),
+            b"#cloud-config\n"
+        );
         assert_eq!(decode_user_data("#!/bin/sh plain"), b"#!/bin/sh plain");
     }
 
     #[test]
     fn signal_statuses() {
         assert_eq!(SignalStatus::parse("OK"), Some(SignalStatus::Ok));
-        assert_eq!(SignalStatus::parse("APPLYING_NETCONF"), Some(SignalStatus::ApplyingNetconf));
+        assert_eq!(
+            SignalStatus::parse("APPLYING_NETCONF"),
+            Some(SignalStatus::ApplyingNetconf)
+        );
         assert_eq!(SignalStatus::parse("ok"), None);
         assert_eq!(runtime_text(3_723_000), "1:02:03");
     }

@@ -4,7 +4,9 @@
 //! `maas-scripts` tarball of what is left to run.
 
 use maas_domain::NodeStatus;
-use maas_store::{Millis, NewScriptResult, Node, Script, ScriptSet, Store, result_type, script_type};
+use maas_store::{
+    Millis, NewScriptResult, Node, Script, ScriptSet, Store, result_type, script_type,
+};
 
 use crate::error::{FieldErrors, ServiceError, ServiceResult};
 use crate::service::lifecycle::CommissionOptions;
@@ -46,7 +48,10 @@ pub mod status {
     pub const UNFINISHED: [i64; 4] = [PENDING, RUNNING, INSTALLING, APPLYING_NETCONF];
 
     pub fn is_failure(status: i64) -> bool {
-        matches!(status, FAILED | TIMEDOUT | FAILED_INSTALLING | FAILED_APPLYING_NETCONF)
+        matches!(
+            status,
+            FAILED | TIMEDOUT | FAILED_INSTALLING | FAILED_APPLYING_NETCONF
+        )
     }
 }
 
@@ -198,7 +203,13 @@ fn result_for(script: &Script) -> NewScriptResult {
 }
 
 /// Scripts named (or tagged) by `requested`, of one type; unknown names are errors.
-fn select(all: &[Script], kind: i64, requested: &[String], field: &str, errors: &mut FieldErrors) -> Vec<Script> {
+fn select(
+    all: &[Script],
+    kind: i64,
+    requested: &[String],
+    field: &str,
+    errors: &mut FieldErrors,
+) -> Vec<Script> {
     let mut chosen: Vec<Script> = Vec::new();
     let mut unknown = Vec::new();
     for wanted in requested {
@@ -227,7 +238,10 @@ pub struct CommissioningPlan {
     pub testing: Vec<NewScriptResult>,
 }
 
-pub async fn plan_commissioning(store: &dyn Store, options: &CommissionOptions) -> ServiceResult<CommissioningPlan> {
+pub async fn plan_commissioning(
+    store: &dyn Store,
+    options: &CommissionOptions,
+) -> ServiceResult<CommissioningPlan> {
     let all = store.scripts().await?;
     let mut errors = FieldErrors::new();
     let mut scripts: Vec<Script> = all
@@ -236,16 +250,30 @@ pub async fn plan_commissioning(store: &dyn Store, options: &CommissionOptions) 
         .filter(|s| !(options.skip_bmc_config && s.tags.iter().any(|t| t == "bmc-config")))
         .cloned()
         .collect();
-    for extra in select(&all, script_type::COMMISSIONING, &options.commissioning_scripts, "commissioning_scripts", &mut errors) {
+    for extra in select(
+        &all,
+        script_type::COMMISSIONING,
+        &options.commissioning_scripts,
+        "commissioning_scripts",
+        &mut errors,
+    ) {
         if !scripts.iter().any(|s| s.id == extra.id) {
             scripts.push(extra);
         }
     }
     let testing = match &options.testing_scripts {
-        Some(names) => select(&all, script_type::TESTING, names, "testing_scripts", &mut errors),
+        Some(names) => select(
+            &all,
+            script_type::TESTING,
+            names,
+            "testing_scripts",
+            &mut errors,
+        ),
         None => all
             .iter()
-            .filter(|s| s.script_type == script_type::TESTING && s.tags.iter().any(|t| t == "commissioning"))
+            .filter(|s| {
+                s.script_type == script_type::TESTING && s.tags.iter().any(|t| t == "commissioning")
+            })
             .cloned()
             .collect(),
     };
@@ -257,14 +285,25 @@ pub async fn plan_commissioning(store: &dyn Store, options: &CommissionOptions) 
     })
 }
 
-pub async fn plan_testing(store: &dyn Store, names: Option<&[String]>) -> ServiceResult<Vec<NewScriptResult>> {
+pub async fn plan_testing(
+    store: &dyn Store,
+    names: Option<&[String]>,
+) -> ServiceResult<Vec<NewScriptResult>> {
     let all = store.scripts().await?;
     let mut errors = FieldErrors::new();
     let scripts = match names {
-        Some(names) => select(&all, script_type::TESTING, names, "testing_scripts", &mut errors),
+        Some(names) => select(
+            &all,
+            script_type::TESTING,
+            names,
+            "testing_scripts",
+            &mut errors,
+        ),
         None => all
             .iter()
-            .filter(|s| s.script_type == script_type::TESTING && s.tags.iter().any(|t| t == "commissioning"))
+            .filter(|s| {
+                s.script_type == script_type::TESTING && s.tags.iter().any(|t| t == "commissioning")
+            })
             .cloned()
             .collect(),
     };
@@ -272,24 +311,45 @@ pub async fn plan_testing(store: &dyn Store, names: Option<&[String]>) -> Servic
     Ok(scripts.iter().map(result_for).collect())
 }
 
-pub async fn create_sets(store: &dyn Store, node: &Node, plan: CommissioningPlan, now: Millis) -> ServiceResult<()> {
-    store.create_script_set(node.id, result_type::COMMISSIONING, plan.commissioning, now).await?;
-    store.create_script_set(node.id, result_type::TESTING, plan.testing, now).await?;
+pub async fn create_sets(
+    store: &dyn Store,
+    node: &Node,
+    plan: CommissioningPlan,
+    now: Millis,
+) -> ServiceResult<()> {
+    store
+        .create_script_set(node.id, result_type::COMMISSIONING, plan.commissioning, now)
+        .await?;
+    store
+        .create_script_set(node.id, result_type::TESTING, plan.testing, now)
+        .await?;
     Ok(())
 }
 
 /// A release set that erases the disks with these options.
-pub async fn create_erase_set(store: &dyn Store, node: &Node, secure: bool, quick: bool, now: Millis) -> ServiceResult<ScriptSet> {
-    let script = store
-        .script_by_name(WIPE_DISKS)
-        .await?
-        .ok_or_else(|| ServiceError::bad_request("the wipe-disks script is missing; restart the region to reinstall builtin scripts"))?;
+pub async fn create_erase_set(
+    store: &dyn Store,
+    node: &Node,
+    secure: bool,
+    quick: bool,
+    now: Millis,
+) -> ServiceResult<ScriptSet> {
+    let script = store.script_by_name(WIPE_DISKS).await?.ok_or_else(|| {
+        ServiceError::bad_request(
+            "the wipe-disks script is missing; restart the region to reinstall builtin scripts",
+        )
+    })?;
     let parameters = serde_json::json!({"secure_erase": secure, "quick_erase": quick}).to_string();
     Ok(store
         .create_script_set(
             node.id,
             result_type::RELEASE,
-            vec![NewScriptResult { script_id: Some(script.id), name: script.name, status: status::PENDING, parameters }],
+            vec![NewScriptResult {
+                script_id: Some(script.id),
+                name: script.name,
+                status: status::PENDING,
+                parameters,
+            }],
             now,
         )
         .await?)
@@ -309,7 +369,14 @@ fn current_sets(node: &Node) -> Vec<i64> {
 
 /// Unfinished results of the node's current sets become ABORTED.
 pub async fn abort_current(store: &dyn Store, node: &Node, now: Millis) -> ServiceResult<()> {
-    store.set_result_statuses(&current_sets(node), &status::UNFINISHED, status::ABORTED, now).await?;
+    store
+        .set_result_statuses(
+            &current_sets(node),
+            &status::UNFINISHED,
+            status::ABORTED,
+            now,
+        )
+        .await?;
     Ok(())
 }
 
@@ -317,8 +384,21 @@ pub async fn abort_current(store: &dyn Store, node: &Node, now: Millis) -> Servi
 /// running ones TIMEDOUT-or-FAILED is decided by the caller; pending ones ABORTED.
 pub async fn fail_current(store: &dyn Store, node: &Node, now: Millis) -> ServiceResult<()> {
     let sets = current_sets(node);
-    store.set_result_statuses(&sets, &[status::RUNNING, status::INSTALLING, status::APPLYING_NETCONF], status::TIMEDOUT, now).await?;
-    store.set_result_statuses(&sets, &[status::PENDING], status::ABORTED, now).await?;
+    store
+        .set_result_statuses(
+            &sets,
+            &[
+                status::RUNNING,
+                status::INSTALLING,
+                status::APPLYING_NETCONF,
+            ],
+            status::TIMEDOUT,
+            now,
+        )
+        .await?;
+    store
+        .set_result_statuses(&sets, &[status::PENDING], status::ABORTED, now)
+        .await?;
     Ok(())
 }
 
@@ -377,9 +457,15 @@ fn type_dir(kind: i64) -> &'static str {
     }
 }
 
-fn build_tar(files: &[(String, Vec<u8>)], index: serde_json::Value, mtime: u64) -> ServiceResult<Vec<u8>> {
+fn build_tar(
+    files: &[(String, Vec<u8>)],
+    index: serde_json::Value,
+    mtime: u64,
+) -> ServiceResult<Vec<u8>> {
     let mut builder = tar::Builder::new(Vec::new());
-    let io = |e: std::io::Error| ServiceError::bad_request(format!("building the scripts tarball failed: {e}"));
+    let io = |e: std::io::Error| {
+        ServiceError::bad_request(format!("building the scripts tarball failed: {e}"))
+    };
     let mut append = |path: &str, data: &[u8], mode: u32| -> std::io::Result<()> {
         let mut header = tar::Header::new_ustar();
         header.set_size(data.len() as u64);
@@ -395,7 +481,12 @@ fn build_tar(files: &[(String, Vec<u8>)], index: serde_json::Value, mtime: u64) 
     builder.into_inner().map_err(io)
 }
 
-fn index_item(script: &Script, result_id: Option<i64>, parameters: serde_json::Value, started: bool) -> serde_json::Value {
+fn index_item(
+    script: &Script,
+    result_id: Option<i64>,
+    parameters: serde_json::Value,
+    started: bool,
+) -> serde_json::Value {
     serde_json::json!({
         "name": script.name,
         "path": format!("{}/{}", type_dir(script.script_type), script.name),
@@ -422,15 +513,26 @@ pub async fn enlistment_tarball(store: &dyn Store) -> ServiceResult<Option<Vec<u
     let all = store.scripts().await?;
     let scripts: Vec<&Script> = all
         .iter()
-        .filter(|s| s.script_type == script_type::COMMISSIONING && (s.is_default || s.tags.iter().any(|t| t == "enlisting")))
+        .filter(|s| {
+            s.script_type == script_type::COMMISSIONING
+                && (s.is_default || s.tags.iter().any(|t| t == "enlisting"))
+        })
         .collect();
     if scripts.is_empty() {
         return Ok(None);
     }
-    let items: Vec<serde_json::Value> = scripts.iter().map(|s| index_item(s, None, serde_json::json!({}), false)).collect();
+    let items: Vec<serde_json::Value> = scripts
+        .iter()
+        .map(|s| index_item(s, None, serde_json::json!({}), false))
+        .collect();
     let files: Vec<(String, Vec<u8>)> = scripts
         .iter()
-        .map(|s| (format!("{}/{}", type_dir(s.script_type), s.name), s.script.clone().into_bytes()))
+        .map(|s| {
+            (
+                format!("{}/{}", type_dir(s.script_type), s.name),
+                s.script.clone().into_bytes(),
+            )
+        })
         .collect();
     let index = serde_json::json!({"1.0": {"commissioning_scripts": items, "testing_scripts": [], "release_scripts": [], "deployment_scripts": []}});
     build_tar(&files, index, 0).map(Some)
@@ -444,15 +546,30 @@ pub async fn tarball(store: &dyn Store, node: &Node) -> ServiceResult<Option<Vec
     let mut index = serde_json::Map::new();
     let mut files: Vec<(String, Vec<u8>)> = Vec::new();
     for (set_id, key) in sets_to_run(node) {
-        let Some(set) = store.script_set(set_id, false).await? else { continue };
+        let Some(set) = store.script_set(set_id, false).await? else {
+            continue;
+        };
         let mut items = Vec::new();
-        for result in set.results.iter().filter(|r| status::UNFINISHED.contains(&r.status)) {
-            let Some(script) = result.script_id.and_then(|id| all.iter().find(|s| s.id == id)) else {
+        for result in set
+            .results
+            .iter()
+            .filter(|r| status::UNFINISHED.contains(&r.status))
+        {
+            let Some(script) = result
+                .script_id
+                .and_then(|id| all.iter().find(|s| s.id == id))
+            else {
                 continue;
             };
             let path = format!("{}/{}", type_dir(script.script_type), script.name);
-            let parameters: serde_json::Value = serde_json::from_str(&result.parameters).unwrap_or_else(|_| serde_json::json!({}));
-            items.push(index_item(script, Some(result.id), parameters, result.status != status::PENDING));
+            let parameters: serde_json::Value =
+                serde_json::from_str(&result.parameters).unwrap_or_else(|_| serde_json::json!({}));
+            items.push(index_item(
+                script,
+                Some(result.id),
+                parameters,
+                result.status != status::PENDING,
+            ));
             if !files.iter().any(|(p, _)| *p == path) {
                 files.push((path, script.script.clone().into_bytes()));
             }
@@ -462,8 +579,15 @@ pub async fn tarball(store: &dyn Store, node: &Node) -> ServiceResult<Option<Vec
     if files.is_empty() {
         return Ok(None);
     }
-    for key in ["commissioning_scripts", "testing_scripts", "release_scripts", "deployment_scripts"] {
-        index.entry(key.to_owned()).or_insert_with(|| serde_json::json!([]));
+    for key in [
+        "commissioning_scripts",
+        "testing_scripts",
+        "release_scripts",
+        "deployment_scripts",
+    ] {
+        index
+            .entry(key.to_owned())
+            .or_insert_with(|| serde_json::json!([]));
     }
     let index = serde_json::json!({"1.0": serde_json::Value::Object(index)});
     build_tar(&files, index, (node.updated / 1000).max(0) as u64).map(Some)

@@ -30,19 +30,37 @@ pub async fn check(region: &Arc<Region>) -> ServiceResult<usize> {
     let mut failed = 0;
     for expired in region.store.expired_nodes(now).await? {
         let node = match region.store.node_by_system_id(&expired.system_id).await? {
-            Some(node) if node.status == expired.status && node.status_expires.is_some_and(|e| e <= now) => node,
+            Some(node)
+                if node.status == expired.status
+                    && node.status_expires.is_some_and(|e| e <= now) =>
+            {
+                node
+            }
             _ => continue,
         };
         let minutes = (now - node.updated).max(timeout) / 60_000;
-        let reason = format!("Node operation '{}' timed out after {minutes} minutes.", node.status.label());
+        let reason = format!(
+            "Node operation '{}' timed out after {minutes} minutes.",
+            node.status.label()
+        );
         tracing::warn!(system_id = %node.system_id, status = %node.status, "status timer expired");
-        if life::mark_failed(region, &node, &reason, true).await?.is_some() {
+        if life::mark_failed(region, &node, &reason, true)
+            .await?
+            .is_some()
+        {
             failed += 1;
         } else {
             // Nothing to fail (the status settled): just drop the timer.
             region
                 .store
-                .update_node(node.id, maas_store::NodeUpdate { status_expires: Some(None), updated: now, ..Default::default() })
+                .update_node(
+                    node.id,
+                    maas_store::NodeUpdate {
+                        status_expires: Some(None),
+                        updated: now,
+                        ..Default::default()
+                    },
+                )
                 .await?;
         }
     }
@@ -51,14 +69,27 @@ pub async fn check(region: &Arc<Region>) -> ServiceResult<usize> {
         (NodeStatus::Testing, result_type::TESTING),
     ];
     for (status, kind) in quiet {
-        for silent in region.store.silent_nodes(&[status], kind, now - timeout).await? {
-            let Some(node) = region.store.node_by_system_id(&silent.system_id).await? else { continue };
+        for silent in region
+            .store
+            .silent_nodes(&[status], kind, now - timeout)
+            .await?
+        {
+            let Some(node) = region.store.node_by_system_id(&silent.system_id).await? else {
+                continue;
+            };
             if node.status != status {
                 continue;
             }
-            let reason = format!("Node operation '{}' timed out: no heartbeat for {} minutes.", status.label(), timeout / 60_000);
+            let reason = format!(
+                "Node operation '{}' timed out: no heartbeat for {} minutes.",
+                status.label(),
+                timeout / 60_000
+            );
             tracing::warn!(system_id = %node.system_id, status = %status, "heartbeats stopped");
-            if life::mark_failed(region, &node, &reason, true).await?.is_some() {
+            if life::mark_failed(region, &node, &reason, true)
+                .await?
+                .is_some()
+            {
                 failed += 1;
             }
         }

@@ -269,6 +269,7 @@ async fn non_admins_create_new_machines_and_see_only_what_they_may() {
                     status_expires: None,
                     error_description: None,
                     keep_previous: false,
+                    events: vec![],
                     updated: 1,
                 }
             )

@@ -4,10 +4,12 @@
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
 
+mod agent;
 mod support;
 
 mod auth;
 mod describe;
 mod dispatch;
+mod lifecycle;
 mod machines;
 mod resources;

@@ -8,15 +8,65 @@ use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode};
 use maas_client::Credentials;
 use maas_client::http::{Method, Params, prepare};
+use maas_region::power::{PowerControl, PowerFailure, PowerRequest};
 use maas_region::service::users;
 use maas_region::{Clock, ManualClock, Region, RegionConfig};
+use maas_store::Node;
 use tower::ServiceExt;
 
 pub const HOST: &str = "testserver:5240";
 
+/// The power port as a test double: records every request and answers as
+/// told. (The drivers themselves are tested against BMC emulators in
+/// maas-power; here the region's use of the port is under test.)
+#[derive(Default)]
+pub struct RecordingPower {
+    pub calls: std::sync::Mutex<Vec<(String, PowerRequest)>>,
+    /// System ids whose BMC refuses every request.
+    pub broken: std::sync::Mutex<Vec<String>>,
+}
+
+impl RecordingPower {
+    pub fn calls_for(&self, system_id: &str) -> Vec<PowerRequest> {
+        self.calls
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(id, _)| id == system_id)
+            .map(|(_, r)| *r)
+            .collect()
+    }
+}
+
+#[async_trait::async_trait]
+impl PowerControl for RecordingPower {
+    async fn execute(
+        &self,
+        node: &Node,
+        request: PowerRequest,
+    ) -> Result<Option<maas_domain::PowerState>, PowerFailure> {
+        self.calls
+            .lock()
+            .unwrap()
+            .push((node.system_id.clone(), request));
+        if self.broken.lock().unwrap().contains(&node.system_id) {
+            return Err(PowerFailure {
+                message: format!("BMC of {} refused the {}", node.system_id, request.name()),
+                retryable: false,
+            });
+        }
+        Ok(Some(match request {
+            PowerRequest::Off { .. } => maas_domain::PowerState::Off,
+            PowerRequest::Query => node.power_state,
+            PowerRequest::On | PowerRequest::Cycle => maas_domain::PowerState::On,
+        }))
+    }
+}
+
 pub struct TestRegion {
     pub region: Arc<Region>,
     pub clock: Arc<ManualClock>,
+    pub power: Arc<RecordingPower>,
     pub admin: Credentials,
     _dir: tempfile::TempDir,
 }
@@ -65,7 +115,12 @@ impl TestRegion {
             .await
             .unwrap();
         let clock = Arc::new(ManualClock::new(now_ms()));
-        let region = Region::new(store, RegionConfig::default(), clock.clone());
+        let power = Arc::new(RecordingPower::default());
+        let region =
+            Region::with_power(store, RegionConfig::default(), clock.clone(), power.clone());
+        maas_region::service::scripts::install_builtins(region.store.as_ref(), now_ms())
+            .await
+            .unwrap();
         let admin = {
             let user = users::create_user(
                 region.store.as_ref(),
@@ -84,6 +139,7 @@ impl TestRegion {
         TestRegion {
             region,
             clock,
+            power,
             admin,
             _dir: dir,
         }
