@@ -64,10 +64,10 @@ fn start_server(data_dir: &std::path::Path) -> anyhow::Result<Server> {
             .lines()
             .map_while(Result::ok)
         {
-            if let Ok(value) = serde_json::from_str::<serde_json::Value>(&line) {
-                if let Some(listen) = value["fields"]["listen"].as_str() {
-                    let _ = sender.send(listen.to_owned());
-                }
+            if let Ok(value) = serde_json::from_str::<serde_json::Value>(&line)
+                && let Some(listen) = value["fields"]["listen"].as_str()
+            {
+                let _ = sender.send(listen.to_owned());
             }
         }
     });

@@ -133,8 +133,7 @@ async fn init(flags: &Flags) -> anyhow::Result<(config::Resolved, Arc<dyn Store>
                 .clone()
                 .unwrap_or_else(|| resolved.database_uri.clone()),
         ),
-        listen: file.listen.clone(),
-        log_format: file.log_format.clone(),
+        ..file.clone()
     };
     if existing.as_ref() != Some(&to_write) {
         config::write_file(&dir, &to_write)?;
@@ -248,10 +247,16 @@ async fn start(flags: &Flags) -> anyhow::Result<()> {
         store.clone(),
         maas_region::RegionConfig {
             maas_url: resolved.maas_url.clone(),
+            agent_dir: resolved.agent_dir.clone(),
             ..maas_region::RegionConfig::default()
         },
         Arc::new(maas_region::SystemClock),
     );
+    // Builtin scripts, status timers and heartbeat supervision.
+    let background = region
+        .start()
+        .await
+        .map_err(|e| anyhow!("preparing the region: {e}"))?;
     let listener = tokio::net::TcpListener::bind(resolved.listen)
         .await
         .with_context(|| format!("listening on {}", resolved.listen))?;
@@ -268,6 +273,7 @@ async fn start(flags: &Flags) -> anyhow::Result<()> {
     maas_region::serve(region, listener, shutdown_signal())
         .await
         .context("serving the region API")?;
+    background.abort();
     tracing::info!("MAAS region stopped");
     Ok(())
 }

@@ -22,6 +22,9 @@ pub struct FileConfig {
     pub listen: Option<String>,
     /// `text` (default) or `json` log lines.
     pub log_format: Option<String>,
+    /// Directory of machine-agent binaries served as
+    /// `/MAAS/machine-resources/<arch>` (file name: the Debian architecture).
+    pub agent_dir: Option<PathBuf>,
 }
 
 /// The configuration after every layer is applied and checked.
@@ -32,6 +35,7 @@ pub struct Resolved {
     pub database_uri: String,
     pub listen: std::net::SocketAddr,
     pub json_logs: bool,
+    pub agent_dir: Option<PathBuf>,
 }
 
 /// `--data-dir`, else `MAAS_DATA_DIR`, else MAAS's `/var/lib/maas` for root
@@ -113,12 +117,14 @@ pub fn resolve(
     if !(maas_url.starts_with("http://") || maas_url.starts_with("https://")) {
         bail!("maas_url '{maas_url}' must start with http:// or https://");
     }
+    let agent_dir = env("MAAS_AGENT_DIR").map(PathBuf::from).or(file.agent_dir);
     Ok(Resolved {
         data_dir,
         maas_url,
         database_uri,
         listen,
         json_logs,
+        agent_dir,
     })
 }
 

@@ -49,16 +49,9 @@ pub trait PowerControl: Send + Sync {
 }
 
 /// Drives BMCs straight from the region with `maas-power`.
+#[derive(Default)]
 pub struct DirectPower {
     pub timeouts: maas_power::Timeouts,
-}
-
-impl Default for DirectPower {
-    fn default() -> DirectPower {
-        DirectPower {
-            timeouts: maas_power::Timeouts::default(),
-        }
-    }
 }
 
 #[async_trait]

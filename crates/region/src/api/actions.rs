@@ -816,14 +816,14 @@ async fn details(region: Arc<Region>, request: ApiRequest) -> ServiceResult<Resp
     .await?;
     let mut lshw = None;
     let mut lldp = None;
-    if let Some(set_id) = node.current_commissioning_set_id {
-        if let Some(set) = region.store.script_set(set_id, true).await? {
-            for result in set.results {
-                match result.name.as_str() {
-                    "maas-lshw" => lshw = result.stdout.or(result.output),
-                    "maas-capture-lldpd" => lldp = result.stdout.or(result.output),
-                    _ => {}
-                }
+    if let Some(set_id) = node.current_commissioning_set_id
+        && let Some(set) = region.store.script_set(set_id, true).await?
+    {
+        for result in set.results {
+            match result.name.as_str() {
+                "maas-lshw" => lshw = result.stdout.or(result.output),
+                "maas-capture-lldpd" => lldp = result.stdout.or(result.output),
+                _ => {}
             }
         }
     }

@@ -404,10 +404,10 @@ fn interfaces(
             });
         }
     }
-    if !found.iter().any(|i| i.boot) {
-        if let Some(first) = found.first_mut() {
-            first.boot = true;
-        }
+    if !found.iter().any(|i| i.boot)
+        && let Some(first) = found.first_mut()
+    {
+        first.boot = true;
     }
     // The boot interface gets MAAS's initial configuration: an AUTO link to
     // the subnet it was seen on.

@@ -133,10 +133,10 @@ pub async fn transition(
     let owner_changes = owner.is_some_and(|o| o != node.owner.as_ref().map(|u| u.id));
     let now = region.now();
     let mut changed = format!("From '{}' to '{}'", node.status.label(), to.label());
-    if to == NodeStatus::Allocated {
-        if let Actor::User(user) = actor {
-            changed.push_str(&format!(" (to {})", user.username));
-        }
+    if to == NodeStatus::Allocated
+        && let Actor::User(user) = actor
+    {
+        changed.push_str(&format!(" (to {})", user.username));
     }
     let event =
         |event_type: &str, description: String, level: EventLevel, is_status: bool| NewEvent {

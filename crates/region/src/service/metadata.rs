@@ -242,10 +242,10 @@ async fn find_result(
         .and_then(|v| v.parse::<i64>().ok())
     {
         for set_id in &sets {
-            if let Some(set) = region.store.script_set(*set_id, false).await? {
-                if let Some(result) = set.results.into_iter().find(|r| r.id == id) {
-                    return Ok(Some(result));
-                }
+            if let Some(set) = region.store.script_set(*set_id, false).await?
+                && let Some(result) = set.results.into_iter().find(|r| r.id == id)
+            {
+                return Ok(Some(result));
             }
         }
         return Err(ServiceError::bad_request(format!(
@@ -263,10 +263,10 @@ async fn find_result(
     let Some(set_id) = active_set(node) else {
         return Ok(None);
     };
-    if let Some(set) = region.store.script_set(set_id, false).await? {
-        if let Some(result) = set.results.into_iter().find(|r| r.name == name) {
-            return Ok(Some(result));
-        }
+    if let Some(set) = region.store.script_set(set_id, false).await?
+        && let Some(result) = set.results.into_iter().find(|r| r.name == name)
+    {
+        return Ok(Some(result));
     }
     let created = region
         .store
@@ -385,22 +385,21 @@ async fn store_result(
     }
     // The region's hooks for builtin outputs; a failing hook fails the result.
     let hook_output = stdout.as_deref().or(combined.as_deref());
-    if final_status == status::PASSED {
-        if let Some(output) = hook_output {
-            if let Err(why) = run_hook(region, node, &result.name, output).await {
-                life::event(
-                    region,
-                    node,
-                    "Script result error",
-                    &format!("{}: {why}", result.name),
-                    EventLevel::Error,
-                    Actor::System,
-                    false,
-                )
-                .await?;
-                final_status = status::FAILED;
-            }
-        }
+    if final_status == status::PASSED
+        && let Some(output) = hook_output
+        && let Err(why) = run_hook(region, node, &result.name, output).await
+    {
+        life::event(
+            region,
+            node,
+            "Script result error",
+            &format!("{}: {why}", result.name),
+            EventLevel::Error,
+            Actor::System,
+            false,
+        )
+        .await?;
+        final_status = status::FAILED;
     }
     update.status = Some(final_status);
     update.exit_status = Some(Some(exit));
@@ -623,10 +622,10 @@ pub async fn signal(
     }
     store_bmc(region, node, params).await?;
     let finished = store_result(region, node, signal, params, files).await?;
-    if let Some((name, result_status)) = &finished {
-        if status::is_failure(*result_status) {
-            tracing::info!(system_id = %node.system_id, script = %name, status = status::name(*result_status), "script failed");
-        }
+    if let Some((name, result_status)) = &finished
+        && status::is_failure(*result_status)
+    {
+        tracing::info!(system_id = %node.system_id, script = %name, status = status::name(*result_status), "script failed");
     }
     let node = life::reread(region, &node.system_id).await?;
     match (node.status, signal) {
