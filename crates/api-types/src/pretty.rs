@@ -7,6 +7,8 @@ use std::io::{self, Write};
 use serde::Serialize;
 use serde_json::ser::Formatter;
 
+const SPACES: &[u8; 64] = b"                                                                ";
+
 /// A pretty formatter whose output starts `level` indents deep.
 pub struct Indented {
     level: usize,
@@ -22,10 +24,32 @@ impl Indented {
     }
 
     fn indent<W: ?Sized + Write>(&self, writer: &mut W) -> io::Result<()> {
-        for _ in 0..self.level {
-            writer.write_all(b"    ")?;
+        // One write for the whole indent: listings write millions of these.
+        let mut remaining = self.level * 4;
+        while remaining > 0 {
+            let chunk = remaining.min(SPACES.len());
+            writer.write_all(&SPACES[..chunk])?;
+            remaining -= chunk;
         }
         Ok(())
+    }
+}
+
+impl Indented {
+    /// `\n` or `,\n`, then the indent, in one write when it fits.
+    fn newline<W: ?Sized + Write>(&self, writer: &mut W, first: bool) -> io::Result<()> {
+        let width = self.level * 4;
+        let mut line = [0u8; 2 + SPACES.len()];
+        let start = if first { 1 } else { 0 };
+        line[0] = b',';
+        line[1] = b'\n';
+        if width <= SPACES.len() {
+            line[2..2 + width].copy_from_slice(&SPACES[..width]);
+            writer.write_all(&line[start..2 + width])
+        } else {
+            writer.write_all(&line[start..2])?;
+            self.indent(writer)
+        }
     }
 }
 

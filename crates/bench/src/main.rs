@@ -187,6 +187,26 @@ fn measure(
     })
 }
 
+/// `load DIR N`: a data directory with N benchmark machines, for profiling
+/// the region by hand (`maas start --data-dir DIR`).
+fn load(args: &[String]) -> anyhow::Result<()> {
+    let (Some(dir), Some(count)) = (args.first(), args.get(1)) else {
+        bail!("usage: maas-bench load DATA_DIR N");
+    };
+    let count: usize = count.parse().context("N must be a number")?;
+    let status = Command::new(maas_binary()?).args(["init", "--data-dir", dir]).status()?;
+    if !status.success() {
+        bail!("maas init failed");
+    }
+    let runtime = tokio::runtime::Runtime::new()?;
+    let path = std::path::Path::new(dir).join("maas.db");
+    let store = runtime.block_on(maas_store_sql::connect(path.to_str().context("path")?))?;
+    let fixture = runtime.block_on(fleet::Fixture::create(store.as_ref()))?;
+    runtime.block_on(fixture.load(store.as_ref(), 0, count))?;
+    println!("{}", fixture.admin_key);
+    Ok(())
+}
+
 fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1000.0)
 }
@@ -195,8 +215,11 @@ fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("api") => {}
+        Some("load") => return load(&args[1..]),
         _ => {
-            eprintln!("usage: maas-bench api [--max N]   (N: largest fleet, default 10000)");
+            eprintln!(
+                "usage: maas-bench api [--max N]            time the API (N: largest fleet, default 10000)\n       maas-bench load DATA_DIR N           fill a new data directory with N machines and print the admin key"
+            );
             std::process::exit(2);
         }
     }
