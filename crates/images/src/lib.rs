@@ -33,6 +33,7 @@ pub use importer::{
 };
 pub use source::{BootSource, DEFAULT_KEYRING_FILENAME, DEFAULT_SOURCE_URL, Keyring};
 pub use upload::{
-    NewUpload, UnknownFileType, UploadError, UploadFileType, UploadProgress, Uploads,
+    NewUpload, UnknownFileType, UploadDescription, UploadError, UploadFileType, UploadProgress,
+    Uploads,
 };
 pub use verifier::{KeyringError, OpenPgpVerifier};

@@ -122,15 +122,22 @@ impl UploadFileType {
     }
 }
 
-/// A `boot-resources create` request, already validated by the region (name rules,
-/// known architecture, base image).
+/// What a `boot-resources create` request describes, already validated by the region
+/// (name rules, known architecture, base image).
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct NewUpload {
+pub struct UploadDescription {
     pub name: String,
     pub architecture: String,
     pub title: Option<String>,
     pub filetype: UploadFileType,
     pub base_image: Option<String>,
+}
+
+/// A `boot-resources create` sent without content: the description plus the `sha256` and
+/// `size` the chunks must add up to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewUpload {
+    pub description: UploadDescription,
     pub sha256: Sha256,
     pub size: u64,
 }
@@ -211,7 +218,12 @@ impl Uploads {
     /// gets a new set), a set labelled `uploaded` versioned `today` (`YYYYMMDD`, then
     /// `YYYYMMDD.1`, ...), and its one file, complete at once if the store already holds
     /// identical content.
-    pub async fn create(&self, new: NewUpload, today: &str) -> Result<ResourceDetail, UploadError> {
+    pub async fn create(
+        &self,
+        upload: NewUpload,
+        today: &str,
+    ) -> Result<ResourceDetail, UploadError> {
+        let new = &upload.description;
         let mut extra = BTreeMap::new();
         if let Some(title) = &new.title {
             extra.insert("title".to_owned(), title.clone());
@@ -266,15 +278,15 @@ impl Uploads {
             .catalog
             .create_set(resource.id, &version, "uploaded")
             .await?;
-        let complete = self.store.has(&new.sha256, new.size).await;
+        let complete = self.store.has(&upload.sha256, upload.size).await;
         self.catalog
             .add_file(
                 set.id,
                 NewBootResourceFile {
                     filename: new.filetype.filename().to_owned(),
                     filetype: new.filetype.file_type(),
-                    sha256: new.sha256.clone(),
-                    size: new.size,
+                    sha256: upload.sha256.clone(),
+                    size: upload.size,
                     extra: BTreeMap::new(),
                     complete,
                 },
@@ -340,11 +352,7 @@ impl Uploads {
     /// A `boot-resources create` that carried `content`: stores it whole, then records it.
     pub async fn create_with_content(
         &self,
-        name: String,
-        architecture: String,
-        title: Option<String>,
-        filetype: UploadFileType,
-        base_image: Option<String>,
+        description: UploadDescription,
         content: impl tokio::io::AsyncRead + Unpin,
         today: &str,
     ) -> Result<ResourceDetail, UploadError> {
@@ -355,11 +363,7 @@ impl Uploads {
             .map_err(UploadError::Store)?;
         self.create(
             NewUpload {
-                name,
-                architecture,
-                title,
-                filetype,
-                base_image,
+                description,
                 sha256,
                 size,
             },
