@@ -10,6 +10,7 @@
 //! imports; the region does.
 #![forbid(unsafe_code)]
 
+pub mod api_json;
 pub mod catalog;
 pub mod content_store;
 pub mod events;
@@ -19,6 +20,10 @@ pub mod source;
 pub mod upload;
 pub mod verifier;
 
+pub use api_json::{
+    BootResourceJson, FileJson, SetJson, SetsJson, resource_detail_json, resource_json,
+    resource_uri,
+};
 pub use catalog::{
     BootFileEntry, BootResource, BootResourceCatalog, BootResourceFile, BootResourceSet,
     CatalogError, MemoryCatalog, NewBootResource, NewBootResourceFile, ResourceDetail,
