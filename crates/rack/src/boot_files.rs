@@ -12,6 +12,7 @@ use maas_boot_policy::{
 use thiserror::Error;
 
 use crate::backend::{BackendError, BootBackend, BootRequest, Protocol};
+use crate::image_cache::{ImageCache, ImageCacheError};
 
 /// Where boot files live.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -60,11 +61,27 @@ pub enum ResolveError {
 pub struct BootFiles {
     config: BootFilesConfig,
     backend: Arc<dyn BootBackend>,
+    image_cache: Option<Arc<ImageCache>>,
 }
 
 impl BootFiles {
     pub fn new(config: BootFilesConfig, backend: Arc<dyn BootBackend>) -> BootFiles {
-        BootFiles { config, backend }
+        BootFiles {
+            config,
+            backend,
+            image_cache: None,
+        }
+    }
+
+    /// Serves boot images the roots do not hold from `cache` (fetched from the region on
+    /// first request): `/images/<path>` over HTTP, `<path>` over TFTP.
+    pub fn with_image_cache(mut self, cache: Arc<ImageCache>) -> BootFiles {
+        self.image_cache = Some(cache);
+        self
+    }
+
+    pub fn image_cache(&self) -> Option<&Arc<ImageCache>> {
+        self.image_cache.as_ref()
     }
 
     pub fn config(&self) -> &BootFilesConfig {
@@ -101,6 +118,9 @@ impl BootFiles {
                 return Ok(found);
             }
         }
+        if let Some(found) = self.lookup_image_cache(&path, request.protocol).await? {
+            return Ok(found);
+        }
         // Pre-loaders are generated when the root does not carry its own.
         match path.as_str() {
             "ipxe.cfg" => {
@@ -125,6 +145,38 @@ impl BootFiles {
             });
         }
         Err(ResolveError::NotFound { path })
+    }
+
+    async fn lookup_image_cache(
+        &self,
+        path: &str,
+        protocol: Protocol,
+    ) -> Result<Option<Resolved>, ResolveError> {
+        let Some(cache) = &self.image_cache else {
+            return Ok(None);
+        };
+        let relative = match (protocol, path.strip_prefix("images/")) {
+            (Protocol::Http, Some(rest)) => rest,
+            (Protocol::Http, None) => return Ok(None),
+            (Protocol::Tftp, _) => path,
+        };
+        match cache.resolve(relative).await {
+            Ok(Some((path, len))) => Ok(Some(Resolved::File { path, len })),
+            Ok(None) => Ok(None),
+            Err(error) => {
+                let source = match error {
+                    ImageCacheError::Source(_) | ImageCacheError::Transfer { .. } => {
+                        BackendError::Unreachable {
+                            source: Box::new(error),
+                        }
+                    }
+                    other => BackendError::Refused {
+                        reason: crate::dhcp::error_chain(&other),
+                    },
+                };
+                Err(ResolveError::Backend { source })
+            }
+        }
     }
 
     async fn generate(

@@ -6,14 +6,17 @@
 //! Entry points: [`DhcpServer::bind`], [`TftpServer::bind`], [`HttpServer::bind`], each then
 //! `run(shutdown)`. Listening addresses and ports are always arguments.
 //!
-//! This crate does not talk to the region (the region link implements [`BootBackend`]),
-//! install boot loaders, or parse command lines and environment.
+//! Boot images the rack does not hold come from [`ImageCache`], which fetches them from the
+//! region by sha256 over HTTP. Otherwise this crate does not talk to the region (the region
+//! link implements [`BootBackend`]), install boot loaders, or parse command lines and
+//! environment.
 
 pub mod backend;
 pub mod boot_files;
 pub mod dhcp;
 pub mod file_backend;
 pub mod http;
+pub mod image_cache;
 pub mod tftp;
 
 pub use backend::{
@@ -23,4 +26,8 @@ pub use boot_files::{BootFiles, BootFilesConfig, FileRequest, ResolveError, Reso
 pub use dhcp::{DhcpError, DhcpServer, DhcpServerConfig, DhcpStats, LeaseView};
 pub use file_backend::{FileBackend, FileBackendError};
 pub use http::{HttpConfig, HttpError, HttpServer, HttpStats};
+pub use image_cache::{
+    ImageCache, ImageCacheConfig, ImageCacheError, ImageCacheStats, ImageManifest, ImageSource,
+    ImageSourceError, ManifestError, ManifestFile, RegionHttpSource,
+};
 pub use tftp::{TftpConfig, TftpError, TftpServer, TftpStats};

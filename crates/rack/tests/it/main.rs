@@ -4,6 +4,7 @@
 
 mod dhcp;
 mod http;
+mod image_cache;
 mod pxe;
 mod support;
 mod tftp;
