@@ -11,10 +11,12 @@
 #![forbid(unsafe_code)]
 
 pub mod model;
+pub mod rack;
 
 use async_trait::async_trait;
 
 pub use model::*;
+pub use rack::*;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -272,7 +274,7 @@ pub trait ScriptStore: Send + Sync {
 /// Everything the region stores. Held as `Arc<dyn Store>`.
 #[async_trait]
 pub trait Store:
-    UserStore + ConfigStore + GroupingStore + NetworkStore + NodeStore + ScriptStore
+    UserStore + ConfigStore + GroupingStore + NetworkStore + NodeStore + ScriptStore + RackStore
 {
     /// Which backend this is (`sqlite` or `postgres`), for logs and health.
     fn backend_name(&self) -> &'static str;
