@@ -14,6 +14,7 @@ pub mod api;
 pub mod credentials;
 pub mod error;
 pub mod http;
+pub mod link;
 pub mod power;
 pub mod region;
 pub mod service;
