@@ -10,10 +10,12 @@
 
 #![forbid(unsafe_code)]
 
+pub mod boot;
 pub mod model;
 
 use async_trait::async_trait;
 
+pub use boot::*;
 pub use model::*;
 
 #[derive(Debug, thiserror::Error)]
@@ -272,7 +274,7 @@ pub trait ScriptStore: Send + Sync {
 /// Everything the region stores. Held as `Arc<dyn Store>`.
 #[async_trait]
 pub trait Store:
-    UserStore + ConfigStore + GroupingStore + NetworkStore + NodeStore + ScriptStore
+    UserStore + ConfigStore + GroupingStore + NetworkStore + NodeStore + ScriptStore + BootResourceStore
 {
     /// Which backend this is (`sqlite` or `postgres`), for logs and health.
     fn backend_name(&self) -> &'static str;
