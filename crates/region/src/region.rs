@@ -59,6 +59,8 @@ pub struct RegionConfig {
     pub agent_dir: Option<std::path::PathBuf>,
     /// How often status timers and heartbeats are checked.
     pub monitor_interval: std::time::Duration,
+    /// Boot images: the content store, the importer, automatic imports, the default source.
+    pub images: crate::service::images::ImagesConfig,
 }
 
 impl Default for RegionConfig {
@@ -69,6 +71,7 @@ impl Default for RegionConfig {
             nonce_capacity: 1_000_000,
             agent_dir: None,
             monitor_interval: std::time::Duration::from_secs(10),
+            images: crate::service::images::ImagesConfig::default(),
         }
     }
 }
@@ -81,6 +84,8 @@ pub struct Region {
     pub nonces: NonceCache,
     pub resources: Vec<Resource>,
     pub api_hash: String,
+    /// Opened on first use: see [`Region::images`].
+    images: tokio::sync::OnceCell<Arc<crate::service::images::Images>>,
 }
 
 impl Region {
@@ -105,24 +110,44 @@ impl Region {
             clock,
             resources,
             api_hash,
+            images: tokio::sync::OnceCell::new(),
         })
     }
 
     pub fn now(&self) -> Millis {
         self.clock.now_millis()
     }
+
+    /// The boot image content store, importer and uploads, opened the first time they are
+    /// needed; 503 when the region has no image directory.
+    pub async fn images(&self) -> Result<Arc<crate::service::images::Images>, crate::ServiceError> {
+        self.images
+            .get_or_try_init(|| async { crate::service::images::open(self).await.map(Arc::new) })
+            .await
+            .cloned()
+    }
 }
 
 impl Region {
-    /// Prepares the database for serving (builtin scripts) and starts the
-    /// background work: status timers and heartbeat supervision.
+    /// Prepares the database for serving (builtin scripts, the default boot source) and
+    /// starts the background work: status timers, heartbeat supervision and, when
+    /// configured, automatic boot image imports.
     pub async fn start(
         self: &Arc<Region>,
     ) -> Result<tokio::task::JoinHandle<()>, crate::ServiceError> {
         crate::service::scripts::install_builtins(self.store.as_ref(), self.now()).await?;
+        crate::service::images::ensure_default_source(
+            self.store.as_ref(),
+            &self.config.images.default_source,
+            self.now(),
+        )
+        .await?;
         let region = self.clone();
         Ok(tokio::spawn(async move {
-            crate::service::timers::run(region).await
+            tokio::join!(
+                crate::service::timers::run(region.clone()),
+                crate::service::images::auto_import(region),
+            );
         }))
     }
 }

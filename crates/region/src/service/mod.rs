@@ -5,6 +5,7 @@
 pub mod allocation;
 pub mod config;
 pub mod grouping;
+pub mod images;
 pub mod inventory;
 pub mod lifecycle;
 pub mod machines;
