@@ -1208,3 +1208,169 @@ async fn describe_lists_the_boot_handlers() {
         .to_owned();
     assert!(create.contains(":param name:") && create.contains(":param content:"));
 }
+
+const KERNEL: &str = "jammy/amd64/20240301/ga-22.04/generic/boot-kernel";
+const V2_INITRD: &str = "jammy/amd64/20240315/ga-22.04/generic/boot-initrd";
+
+async fn jammy_detail(t: &TestRegion) -> Option<Value> {
+    let list = t
+        .get("boot-resources/", p().text("type", "synced"))
+        .await
+        .json();
+    let id = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "ubuntu/jammy")?["id"]
+        .clone();
+    Some(t.get(&format!("boot-resources/{id}/"), p()).await.json())
+}
+
+/// Polls the jammy resource until `ready` holds for it.
+async fn wait_for_jammy(t: &TestRegion, what: &str, ready: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(detail) = jammy_detail(t).await
+            && ready(&detail)
+        {
+            return detail;
+        }
+        assert!(Instant::now() < deadline, "never saw {what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn progress_stop_and_resume() {
+    let Some(mirror) = mirror() else { return };
+    let server = MirrorServer::start(&mirror.v1()).await;
+    server.set_faults(vec![crate::mirror::Fault::Throttle {
+        suffix: KERNEL.into(),
+        per_10ms: 64 * 1024,
+    }]);
+    let t = TestRegion::new().await;
+    use_mirror(&t, &server.url(), mirror.keyring()).await;
+    t.post("boot-resources/", p().op("import"))
+        .await
+        .expect(200);
+
+    // While the kernel downloads, the resource shows its set, incomplete, with progress.
+    let detail = wait_for_jammy(&t, "the kernel's progress", |detail| {
+        detail["sets"]["20240301"]["files"]["boot-kernel"]["progress"]
+            .as_f64()
+            .is_some_and(|p| p > 0.0)
+    })
+    .await;
+    let set = &detail["sets"]["20240301"];
+    assert_eq!(set["complete"], false);
+    let set_progress = set["progress"].as_f64().unwrap();
+    assert!(set_progress > 0.0 && set_progress < 100.0, "{set}");
+    assert_eq!(set["files"]["boot-kernel"]["complete"], false);
+    assert!(set["files"]["boot-kernel"].get("upload_uri").is_none());
+
+    let stop = t.post("boot-resources/", p().op("stop_import")).await;
+    stop.expect(200);
+    wait_for_import(&t).await;
+    let detail = jammy_detail(&t).await.unwrap();
+    assert_eq!(detail["sets"]["20240301"]["complete"], false);
+
+    // The next import picks the kernel up where it stopped.
+    server.set_faults(Vec::new());
+    server.take_seen();
+    t.post("boot-resources/", p().op("import"))
+        .await
+        .expect(200);
+    wait_for_import(&t).await;
+    let detail = jammy_detail(&t).await.unwrap();
+    assert_eq!(detail["sets"]["20240301"]["complete"], true, "{detail}");
+    let resumed = server
+        .take_seen()
+        .into_iter()
+        .any(|seen| seen.path == KERNEL && seen.range.is_some());
+    assert!(resumed, "the kernel download resumed with a Range request");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_complete_set_stays_until_a_newer_one_is_complete() {
+    let Some(mirror) = mirror() else { return };
+    let server = MirrorServer::start(&mirror.v1()).await;
+    let t = TestRegion::new().await;
+    use_mirror(&t, &server.url(), mirror.keyring()).await;
+    t.post("boot-resources/", p().op("import"))
+        .await
+        .expect(200);
+    wait_for_import(&t).await;
+
+    // The mirror publishes 20240315 with a new initrd, which arrives slowly.
+    server.set_root(&mirror.next());
+    server.set_faults(vec![crate::mirror::Fault::Throttle {
+        suffix: V2_INITRD.into(),
+        per_10ms: 8 * 1024,
+    }]);
+    t.post("boot-resources/", p().op("import"))
+        .await
+        .expect(200);
+    let during = wait_for_jammy(&t, "the new set", |detail| {
+        detail["sets"]
+            .as_object()
+            .is_some_and(|sets| sets.len() == 2)
+    })
+    .await;
+    assert_eq!(during["sets"]["20240301"]["complete"], true, "{during}");
+    // The new set was recorded before its downloads began; 1.3 MB at 800 kB/s is not done.
+    assert_eq!(during["sets"]["20240315"]["complete"], false, "{during}");
+    // Meanwhile racks are still told about the complete set.
+    let manifest = t
+        .anonymous_get("/MAAS/boot-resources/manifest.json")
+        .await
+        .json();
+    assert_eq!(
+        manifest["files"]["ubuntu/amd64/ga-22.04/jammy/stable/boot-initrd"]["sha256"],
+        mirror.value("INITRD1_SHA256")
+    );
+    wait_for_import(&t).await;
+    let after = jammy_detail(&t).await.unwrap();
+    let sets = after["sets"].as_object().unwrap();
+    assert_eq!(sets.keys().collect::<Vec<_>>(), ["20240315"], "{after}");
+    assert_eq!(sets["20240315"]["complete"], true);
+    assert_eq!(
+        sets["20240315"]["files"]["boot-initrd"]["sha256"],
+        mirror.value("INITRD2_SHA256")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_source_is_named_in_an_error_event() {
+    let Some(mirror) = mirror() else { return };
+    let empty = tempfile::tempdir().unwrap();
+    let server = MirrorServer::start(empty.path()).await;
+    let t = TestRegion::new().await;
+    use_mirror(&t, &server.url(), mirror.keyring()).await;
+    t.post("boot-resources/", p().op("import"))
+        .await
+        .expect(200);
+    wait_for_import(&t).await;
+    let events = t
+        .get("events/", p().op("query").text("level", "ERROR"))
+        .await
+        .json();
+    let errors: Vec<&Value> = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "REGION_IMPORT_ERROR")
+        .collect();
+    assert_eq!(errors.len(), 1, "{events}");
+    assert_eq!(errors[0]["level"], "ERROR");
+    assert!(errors[0]["node"].is_null());
+    let description = errors[0]["description"].as_str().unwrap();
+    assert!(description.contains(&server.url()), "{description}");
+    assert!(
+        t.get("boot-resources/", p())
+            .await
+            .json()
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+}
