@@ -1374,3 +1374,61 @@ async fn a_failing_source_is_named_in_an_error_event() {
             .is_empty()
     );
 }
+
+#[tokio::test]
+async fn deploy_check_for_custom_images_needs_the_commissioning_image() {
+    use maas_region::ServiceError;
+    use maas_region::service::images::check_deployable;
+    let t = TestRegion::new().await;
+    let store = t.region.store.as_ref();
+    t.post(
+        "boot-resources/",
+        p().text("architecture", "amd64/generic")
+            .text("name", "my-image")
+            .file("content", b"root tarball".to_vec()),
+    )
+    .await
+    .expect(201);
+    // Without ubuntu/noble (the commissioning release) nothing installs it.
+    let refused = check_deployable(store, "custom", "my-image", "amd64/generic")
+        .await
+        .unwrap_err();
+    let ServiceError::Validation(fields) = refused else {
+        panic!("a form error: {refused:?}")
+    };
+    assert!(
+        fields["distro_series"][0].contains("ubuntu/noble"),
+        "{fields:?}"
+    );
+
+    t.synced("ubuntu/noble", "amd64/ga-24.04").await;
+    let image = check_deployable(store, "custom", "my-image", "amd64/generic")
+        .await
+        .unwrap();
+    assert_eq!(image.name, "my-image");
+    check_deployable(store, "ubuntu", "noble", "amd64")
+        .await
+        .unwrap();
+    // The synced fixture lists generic and ga-22.04 among its subarches.
+    check_deployable(store, "ubuntu", "noble", "amd64/ga-22.04")
+        .await
+        .unwrap();
+    let ServiceError::Validation(fields) =
+        check_deployable(store, "ubuntu", "noble", "amd64/xgene-uboot")
+            .await
+            .unwrap_err()
+    else {
+        panic!("a form error")
+    };
+    assert!(fields.contains_key("distro_series"));
+    let ServiceError::Validation(fields) = check_deployable(store, "centos", "centos70", "amd64")
+        .await
+        .unwrap_err()
+    else {
+        panic!("a form error")
+    };
+    assert_eq!(
+        fields["distro_series"][0],
+        "'centos/centos70' is not a valid distro_series.  It should be one of: 'custom/my-image', 'ubuntu/noble'."
+    );
+}
