@@ -42,3 +42,5 @@ impl PostgresStore {
 }
 
 include!("shared.rs");
+include!("shared_racks.rs");
+include!("shared_boot.rs");

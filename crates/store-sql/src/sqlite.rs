@@ -59,3 +59,5 @@ impl SqliteStore {
 }
 
 include!("shared.rs");
+include!("shared_racks.rs");
+include!("shared_boot.rs");
