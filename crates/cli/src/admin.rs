@@ -149,6 +149,14 @@ async fn init(flags: &Flags) -> anyhow::Result<(config::Resolved, Arc<dyn Store>
             .await
             .context("storing maas_name")?;
     }
+    // A region starts with MAAS's default boot source (or the configured one).
+    maas_region::service::images::ensure_default_source(
+        store.as_ref(),
+        &default_boot_source(&resolved),
+        now_ms(),
+    )
+    .await
+    .map_err(|e| anyhow!("creating the default boot source: {e}"))?;
     if existing.is_none() {
         eprintln!(
             "MAAS region initialised in {} (database {}).",
@@ -157,6 +165,15 @@ async fn init(flags: &Flags) -> anyhow::Result<(config::Resolved, Arc<dyn Store>
         );
     }
     Ok((resolved, store))
+}
+
+fn default_boot_source(
+    resolved: &config::Resolved,
+) -> maas_region::service::images::DefaultBootSource {
+    maas_region::service::images::DefaultBootSource {
+        url: resolved.boot_source_url.clone(),
+        keyring_filename: resolved.boot_source_keyring.display().to_string(),
+    }
 }
 
 fn serde_json_string(text: &str) -> String {
@@ -248,6 +265,12 @@ async fn start(flags: &Flags) -> anyhow::Result<()> {
         maas_region::RegionConfig {
             maas_url: resolved.maas_url.clone(),
             agent_dir: resolved.agent_dir.clone(),
+            images: maas_region::service::images::ImagesConfig {
+                dir: Some(resolved.images_dir.clone()),
+                auto_import: resolved.images_auto_import,
+                default_source: default_boot_source(&resolved),
+                ..maas_region::service::images::ImagesConfig::default()
+            },
             ..maas_region::RegionConfig::default()
         },
         Arc::new(maas_region::SystemClock),

@@ -25,6 +25,15 @@ pub struct FileConfig {
     /// Directory of machine-agent binaries served as
     /// `/MAAS/machine-resources/<arch>` (file name: the Debian architecture).
     pub agent_dir: Option<PathBuf>,
+    /// Where boot image files are stored (default: `images` in the data directory).
+    pub images_dir: Option<PathBuf>,
+    /// Whether `maas start` imports boot images (then hourly) while the
+    /// `boot_images_auto_import` setting is true (default true).
+    pub images_auto_import: Option<bool>,
+    /// The boot source a region without any gets (default MAAS's public stream).
+    pub boot_source_url: Option<String>,
+    /// That source's keyring file.
+    pub boot_source_keyring: Option<PathBuf>,
 }
 
 /// The configuration after every layer is applied and checked.
@@ -36,6 +45,10 @@ pub struct Resolved {
     pub listen: std::net::SocketAddr,
     pub json_logs: bool,
     pub agent_dir: Option<PathBuf>,
+    pub images_dir: PathBuf,
+    pub images_auto_import: bool,
+    pub boot_source_url: String,
+    pub boot_source_keyring: PathBuf,
 }
 
 /// `--data-dir`, else `MAAS_DATA_DIR`, else MAAS's `/var/lib/maas` for root
@@ -118,6 +131,29 @@ pub fn resolve(
         bail!("maas_url '{maas_url}' must start with http:// or https://");
     }
     let agent_dir = env("MAAS_AGENT_DIR").map(PathBuf::from).or(file.agent_dir);
+    let images_dir = env("MAAS_IMAGES_DIR")
+        .map(PathBuf::from)
+        .or(file.images_dir)
+        .unwrap_or_else(|| data_dir.join("images"));
+    let images_auto_import = match env("MAAS_IMAGES_AUTO_IMPORT") {
+        None => file.images_auto_import.unwrap_or(true),
+        Some(text) => match text.to_ascii_lowercase().as_str() {
+            "1" | "true" | "yes" | "on" => true,
+            "0" | "false" | "no" | "off" => false,
+            _ => bail!("MAAS_IMAGES_AUTO_IMPORT '{text}' is neither true nor false"),
+        },
+    };
+    let boot_source_url = env("MAAS_BOOT_SOURCE_URL")
+        .or(file.boot_source_url)
+        .unwrap_or_else(|| maas_region::service::images::DefaultBootSource::default().url);
+    let boot_source_keyring = env("MAAS_BOOT_SOURCE_KEYRING")
+        .map(PathBuf::from)
+        .or(file.boot_source_keyring)
+        .unwrap_or_else(|| {
+            PathBuf::from(
+                maas_region::service::images::DefaultBootSource::default().keyring_filename,
+            )
+        });
     Ok(Resolved {
         data_dir,
         maas_url,
@@ -125,6 +161,10 @@ pub fn resolve(
         listen,
         json_logs,
         agent_dir,
+        images_dir,
+        images_auto_import,
+        boot_source_url,
+        boot_source_keyring,
     })
 }
 
@@ -153,6 +193,12 @@ mod tests {
         )
         .unwrap();
         assert_eq!(resolved.database_uri, "sqlite:/tmp/d/maas.db");
+        assert_eq!(resolved.images_dir, PathBuf::from("/tmp/d/images"));
+        assert!(resolved.images_auto_import);
+        assert_eq!(
+            resolved.boot_source_url,
+            "http://images.maas.io/ephemeral-v3/stable/"
+        );
         assert_eq!(resolved.listen.port(), 9);
         assert!(resolve(PathBuf::from("/tmp/d"), FileConfig::default(), Some("nope")).is_err());
         let bad = FileConfig {

@@ -65,10 +65,18 @@ impl Drop for Region {
 }
 
 impl Region {
+    /// A region that never imports boot images on its own (its default source is the
+    /// public stream, which tests must not reach for).
     fn start(database_uri: Option<&str>) -> Region {
+        Region::start_with(database_uri, &[("MAAS_IMAGES_AUTO_IMPORT", "false")])
+    }
+
+    /// A region whose `maas init` and `maas start` see `env`.
+    fn start_with(database_uri: Option<&str>, env: &[(&str, &str)]) -> Region {
         let data_dir = tempfile::tempdir().unwrap();
         let home = tempfile::tempdir().unwrap();
         let mut init = Command::new(MAAS);
+        init.envs(env.iter().copied());
         init.args(["init", "--data-dir"]).arg(data_dir.path());
         if let Some(uri) = database_uri {
             init.args(["--database-uri", uri]);
@@ -79,6 +87,7 @@ impl Region {
         let before = std::fs::read_to_string(data_dir.path().join("regiond.toml")).unwrap();
         assert!(
             Command::new(MAAS)
+                .envs(env.iter().copied())
                 .args(["init", "--data-dir"])
                 .arg(data_dir.path())
                 .status()
@@ -91,6 +100,7 @@ impl Region {
         );
 
         let mut child = Command::new(MAAS)
+            .envs(env.iter().copied())
             .args(["start", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir.path())
             .env("MAAS_LOG_FORMAT", "json")
@@ -385,4 +395,285 @@ fn postgres_region_with_real_clients() {
     let url = format!("{}/{name}", &admin_url[..slash]);
     let region = Region::start(Some(&url));
     walk(&region);
+}
+
+/// Serves `root` over HTTP on a loopback port (GET, one request per connection), as a
+/// simplestreams mirror would; returns its URL.
+fn serve_dir(root: PathBuf) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming().map_while(Result::ok) {
+            let root = root.clone();
+            std::thread::spawn(move || {
+                let mut stream = stream;
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut request_line = String::new();
+                if reader.read_line(&mut request_line).is_err() {
+                    return;
+                }
+                // Skip the headers.
+                let mut line = String::new();
+                while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                    line.clear();
+                }
+                let path = request_line.split(' ').nth(1).unwrap_or("/");
+                let path = path.trim_start_matches('/');
+                let file = (!path.contains(".."))
+                    .then(|| std::fs::read(root.join(path)).ok())
+                    .flatten();
+                let _ = match file {
+                    Some(body) => stream
+                        .write_all(
+                            format!(
+                                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                                body.len()
+                            )
+                            .as_bytes(),
+                        )
+                        .and_then(|()| stream.write_all(&body)),
+                    None => stream.write_all(
+                        b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                    ),
+                };
+            });
+        }
+    });
+    url
+}
+
+/// `GET path` on the region without credentials: (status, body).
+fn http_get(region_url: &str, path: &str) -> (u16, Vec<u8>) {
+    use std::io::Read;
+    let host = region_url
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap();
+    let mut stream = std::net::TcpStream::connect(host).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut reply = Vec::new();
+    stream.read_to_end(&mut reply).unwrap();
+    let split = reply
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("an HTTP reply");
+    let head = String::from_utf8_lossy(&reply[..split]).into_owned();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, reply[split + 4..].to_vec())
+}
+
+/// An admin with a key, logged in as profile `admin`.
+fn login_admin(region: &Region) -> String {
+    let dir = region.data_dir().to_owned();
+    region.ok(
+        &[
+            "createadmin",
+            "--username",
+            "admin",
+            "--email",
+            "admin@example.com",
+            "--password",
+            "s3cret",
+            "--data-dir",
+            &dir,
+        ],
+        None,
+    );
+    let key = region.ok(&["apikey", "--username", "admin", "--data-dir", &dir], None);
+    let key = key.trim().to_owned();
+    region.ok(
+        &["login", "admin", &region.url, "-"],
+        Some(&format!("{key}\n")),
+    );
+    key
+}
+
+fn wait_for_import(region: &Region) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while region
+        .ok(&["admin", "boot-resources", "is-importing"], None)
+        .trim()
+        != "false"
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the boot image import did not end"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn sha256_of(path: &Path) -> String {
+    let out = Command::new("sha256sum").arg(path).output().unwrap();
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+/// Boot images through `maas start`: the default source (pointed at the signed test mirror
+/// on loopback) imported at start and on `import`, and the upload line of issue 6 typed
+/// verbatim, its content then served to racks by sha256.
+#[test]
+fn boot_images_with_real_clients() {
+    let root = repo_root();
+    let images = root.join("target/test-images");
+    let built = Command::new("bash")
+        .arg(root.join("scripts/build-test-images.sh"))
+        .arg(&images)
+        .output();
+    let tools = ["gzip", "sha256sum"]
+        .iter()
+        .all(|tool| Command::new(tool).arg("--version").output().is_ok());
+    if !require(
+        built.is_ok_and(|o| o.status.success()) && tools,
+        "the signed test mirror (scripts/build-test-images.sh; scripts/deps/images.sh installs its tools)",
+    ) {
+        return;
+    }
+    let mirror_url = serve_dir(images.join("mirror"));
+    let keyring = images.join("keyring.gpg");
+    let region = Region::start_with(
+        None,
+        &[
+            ("MAAS_BOOT_SOURCE_URL", mirror_url.as_str()),
+            ("MAAS_BOOT_SOURCE_KEYRING", keyring.to_str().unwrap()),
+        ],
+    );
+    login_admin(&region);
+
+    // `maas init` made the default source, with the commissioning release selected, and
+    // `maas start` imported from it (the mirror has no noble, so it imported nothing).
+    let sources: serde_json::Value =
+        serde_json::from_str(&region.ok(&["admin", "boot-sources", "read"], None)).unwrap();
+    assert_eq!(sources.as_array().unwrap().len(), 1, "{sources}");
+    assert_eq!(sources[0]["url"], mirror_url.as_str());
+    assert_eq!(sources[0]["keyring_filename"], keyring.to_str().unwrap());
+    let source_id = sources[0]["id"].to_string();
+    let selections: serde_json::Value = serde_json::from_str(&region.ok(
+        &["admin", "boot-source-selections", "read", &source_id],
+        None,
+    ))
+    .unwrap();
+    assert_eq!(selections[0]["release"], "noble");
+    wait_for_import(&region);
+    let events = region.ok(&["admin", "events", "query", "level=DEBUG"], None);
+    assert!(events.contains("REGION_IMPORT_"), "{events}");
+
+    region.ok(
+        &[
+            "admin",
+            "boot-source-selections",
+            "create",
+            &source_id,
+            "os=ubuntu",
+            "release=jammy",
+            "arches=amd64",
+        ],
+        None,
+    );
+    let started = region.ok(&["admin", "boot-resources", "import"], None);
+    assert!(
+        started.contains("Import of boot resources started"),
+        "{started}"
+    );
+    wait_for_import(&region);
+    let synced: serde_json::Value =
+        serde_json::from_str(&region.ok(&["admin", "boot-resources", "read", "type=synced"], None))
+            .unwrap();
+    let jammy = synced
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "ubuntu/jammy")
+        .unwrap_or_else(|| panic!("ubuntu/jammy imported: {synced}"));
+    let detail: serde_json::Value = serde_json::from_str(&region.ok(
+        &["admin", "boot-resource", "read", &jammy["id"].to_string()],
+        None,
+    ))
+    .unwrap();
+    assert_eq!(detail["sets"]["20240301"]["complete"], true, "{detail}");
+
+    // The upload line of issue 6, verbatim, with a generated disk image of three chunks.
+    let work = tempfile::tempdir().unwrap();
+    let raw = work.path().join("vmware-esxi.dd");
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let bytes: Vec<u8> = (0..9 * 1024 * 1024)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect();
+    std::fs::write(&raw, &bytes).unwrap();
+    assert!(Command::new("gzip").arg(&raw).status().unwrap().success());
+    let image = work.path().join("vmware-esxi.dd.gz");
+    let line = format!(
+        "'{MAAS}' admin boot-resources create name='esxi/6.7' title='VMware ESXi 6.7' architecture='amd64/generic' filetype='ddgz' content@={}",
+        image.display()
+    );
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(&line)
+        .env("HOME", region.home.path())
+        .env("MAAS_CLI_CONFIG", region.home.path().join("profiles.json"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{line}\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let uploaded: serde_json::Value = serde_json::from_str(
+        &region.ok(&["admin", "boot-resources", "read", "type=uploaded"], None),
+    )
+    .unwrap();
+    assert_eq!(uploaded.as_array().unwrap().len(), 1, "{uploaded}");
+    assert_eq!(uploaded[0]["name"], "esxi/6.7");
+    assert_eq!(uploaded[0]["title"], "VMware ESXi 6.7");
+    assert_eq!(uploaded[0]["architecture"], "amd64/generic");
+    let detail: serde_json::Value = serde_json::from_str(&region.ok(
+        &[
+            "admin",
+            "boot-resource",
+            "read",
+            &uploaded[0]["id"].to_string(),
+        ],
+        None,
+    ))
+    .unwrap();
+    let set = detail["sets"].as_object().unwrap().values().next().unwrap();
+    assert_eq!(set["complete"], true, "{detail}");
+    let file = &set["files"]["root-dd.gz"];
+    let sha256 = sha256_of(&image);
+    assert_eq!(file["sha256"], sha256.as_str());
+    assert_eq!(file["size"], std::fs::metadata(&image).unwrap().len());
+
+    // Racks fetch the upload by its sha256.
+    let (status, body) = http_get(
+        &region.url,
+        &format!("/MAAS/boot-resources/{sha256}/root-dd.gz"),
+    );
+    assert_eq!(status, 200);
+    assert_eq!(body, std::fs::read(&image).unwrap());
+    let (status, manifest) = http_get(&region.url, "/MAAS/boot-resources/manifest.json");
+    assert_eq!(status, 200);
+    let manifest: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
+    assert_eq!(
+        manifest["files"]["esxi/amd64/generic/6.7/uploaded/root-dd.gz"]["sha256"],
+        sha256.as_str()
+    );
+    assert!(
+        manifest["files"]["ubuntu/amd64/ga-22.04/jammy/stable/boot-kernel"].is_object(),
+        "{manifest}"
+    );
 }

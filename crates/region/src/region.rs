@@ -64,6 +64,8 @@ pub struct RegionConfig {
     pub secret: Option<maas_rpc::Secret>,
     /// How often this process records that it is alive and which racks it holds.
     pub heartbeat_interval: std::time::Duration,
+    /// Boot images: the content store, the importer, automatic imports, the default source.
+    pub images: crate::service::images::ImagesConfig,
 }
 
 impl Default for RegionConfig {
@@ -76,6 +78,7 @@ impl Default for RegionConfig {
             monitor_interval: std::time::Duration::from_secs(10),
             secret: None,
             heartbeat_interval: std::time::Duration::from_secs(30),
+            images: crate::service::images::ImagesConfig::default(),
         }
     }
 }
@@ -90,6 +93,8 @@ pub struct Region {
     pub api_hash: String,
     /// The racks linked to this process.
     pub hub: crate::link::RackHub,
+    /// Opened on first use: see [`Region::images`].
+    images: tokio::sync::OnceCell<Arc<crate::service::images::Images>>,
 }
 
 impl Region {
@@ -115,6 +120,7 @@ impl Region {
             resources,
             api_hash,
             hub: crate::link::RackHub::new(),
+            images: tokio::sync::OnceCell::new(),
         })
     }
 
@@ -126,15 +132,31 @@ impl Region {
     pub fn network_changed(&self) {
         self.hub.network_changed();
     }
+
+    /// The boot image content store, importer and uploads, opened the first time they are
+    /// needed; 503 when the region has no image directory.
+    pub async fn images(&self) -> Result<Arc<crate::service::images::Images>, crate::ServiceError> {
+        self.images
+            .get_or_try_init(|| async { crate::service::images::open(self).await.map(Arc::new) })
+            .await
+            .cloned()
+    }
 }
 
 impl Region {
-    /// Prepares the database for serving (builtin scripts) and starts the
-    /// background work: status timers and heartbeat supervision.
+    /// Prepares the database for serving (builtin scripts, the default boot source) and
+    /// starts the background work: status timers, heartbeat supervision and, when
+    /// configured, automatic boot image imports.
     pub async fn start(
         self: &Arc<Region>,
     ) -> Result<tokio::task::JoinHandle<()>, crate::ServiceError> {
         crate::service::scripts::install_builtins(self.store.as_ref(), self.now()).await?;
+        crate::service::images::ensure_default_source(
+            self.store.as_ref(),
+            &self.config.images.default_source,
+            self.now(),
+        )
+        .await?;
         let region = self.clone();
         let heartbeat = tokio::spawn(crate::link::heartbeat(
             self.clone(),
@@ -143,7 +165,10 @@ impl Region {
         Ok(tokio::spawn(async move {
             // Dropping this task's handle does not stop the heartbeat; aborting it does.
             let _heartbeat = AbortOnDrop(heartbeat);
-            crate::service::timers::run(region).await
+            tokio::join!(
+                crate::service::timers::run(region.clone()),
+                crate::service::images::auto_import(region),
+            );
         }))
     }
 }

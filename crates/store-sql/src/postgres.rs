@@ -43,3 +43,4 @@ impl PostgresStore {
 
 include!("shared.rs");
 include!("shared_racks.rs");
+include!("shared_boot.rs");

@@ -60,3 +60,4 @@ impl SqliteStore {
 
 include!("shared.rs");
 include!("shared_racks.rs");
+include!("shared_boot.rs");

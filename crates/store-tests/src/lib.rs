@@ -25,7 +25,8 @@ macro_rules! store_suite {
             conditional_status_change_has_one_winner, node_updates, events_and_status_messages,
             delete_user_transfers_nodes, scripts_and_results, node_tokens, timers,
             previous_status_kept, match_none, controllers_services_and_links,
-            static_addresses_and_leases
+            static_addresses_and_leases, boot_resources_sets_and_files,
+            boot_sources_and_selections
         );
     };
     (@cases $factory:expr; $($case:ident),* $(,)?) => {
@@ -94,11 +95,13 @@ fn status_change(from: NodeStatus, to: NodeStatus) -> StatusChange {
     }
 }
 
+mod boot_cases;
 mod rack_cases;
 
 pub mod cases {
     use super::*;
 
+    pub use crate::boot_cases::*;
     pub use crate::rack_cases::*;
 
     pub async fn defaults_exist(store: Arc<dyn Store>) {

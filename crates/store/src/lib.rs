@@ -10,11 +10,13 @@
 
 #![forbid(unsafe_code)]
 
+pub mod boot;
 pub mod model;
 pub mod rack;
 
 use async_trait::async_trait;
 
+pub use boot::*;
 pub use model::*;
 pub use rack::*;
 
@@ -274,7 +276,14 @@ pub trait ScriptStore: Send + Sync {
 /// Everything the region stores. Held as `Arc<dyn Store>`.
 #[async_trait]
 pub trait Store:
-    UserStore + ConfigStore + GroupingStore + NetworkStore + NodeStore + ScriptStore + RackStore
+    UserStore
+    + ConfigStore
+    + GroupingStore
+    + NetworkStore
+    + NodeStore
+    + ScriptStore
+    + RackStore
+    + BootResourceStore
 {
     /// Which backend this is (`sqlite` or `postgres`), for logs and health.
     fn backend_name(&self) -> &'static str;

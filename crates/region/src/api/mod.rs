@@ -16,6 +16,7 @@ use crate::region::Region;
 
 pub mod account;
 pub mod actions;
+pub mod boot_resources;
 pub mod describe;
 pub mod events;
 pub mod grouping;
@@ -56,6 +57,8 @@ pub struct ApiRequest {
     pub files: Vec<FilePart>,
     /// The raw body, for handlers that take bytes (chunk uploads).
     pub body: bytes::Bytes,
+    /// The request's `Content-Length`, when it sent one.
+    pub content_length: Option<u64>,
     pub user: Option<Arc<User>>,
     /// `scheme://host[:port]` as the client addressed us, for absolute URIs.
     pub base_url: String,
@@ -258,6 +261,7 @@ pub fn resources() -> Vec<Resource> {
     all.extend(network::resources());
     all.extend(racks::resources());
     all.extend(actions::result_resources());
+    all.extend(boot_resources::resources());
     for resource in &mut all {
         for handler in resource.auth.iter_mut() {
             match handler.name {

@@ -65,6 +65,10 @@ async fn route(region: Arc<Region>, request: Request) -> Response {
         let rest = rest.to_owned();
         return crate::api::metadata::route(region, request, rest).await;
     }
+    if let Some(rest) = path.strip_prefix("/MAAS/boot-resources/") {
+        let rest = rest.to_owned();
+        return crate::api::boot_resources::serve(region, request.method(), &rest).await;
+    }
     if let Some(arch) = path.strip_prefix("/MAAS/machine-resources/") {
         return crate::api::metadata::machine_resources(&region, arch.trim_end_matches('/')).await;
     }
@@ -185,6 +189,11 @@ async fn api(region: Arc<Region>, request: Request, rest: String) -> Response {
         );
     };
 
+    let content_length = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
     let limit = region.config.max_body_bytes;
     let body = match axum::body::to_bytes(body, limit).await {
         Ok(bytes) => bytes,
@@ -245,6 +254,7 @@ async fn api(region: Arc<Region>, request: Request, rest: String) -> Response {
         params: all_params,
         files: form.files,
         body,
+        content_length,
         user,
         base_url: base_url(&parts.headers),
         path: match parts.uri.query() {

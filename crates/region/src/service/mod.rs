@@ -6,6 +6,7 @@ pub mod allocation;
 pub mod boot;
 pub mod config;
 pub mod grouping;
+pub mod images;
 pub mod inventory;
 pub mod lifecycle;
 pub mod machines;

@@ -6,8 +6,13 @@
 
 mod agent;
 mod support;
+// maas-images' test plumbing: the signed test mirror and its loopback server.
+#[allow(dead_code)]
+#[path = "../../../images/tests/it/support.rs"]
+mod mirror;
 
 mod auth;
+mod boot_resources;
 mod describe;
 mod dispatch;
 mod lifecycle;

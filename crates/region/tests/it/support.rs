@@ -116,8 +116,10 @@ impl TestRegion {
             .unwrap();
         let clock = Arc::new(ManualClock::new(now_ms()));
         let power = Arc::new(RecordingPower::default());
-        let region =
-            Region::with_power(store, RegionConfig::default(), clock.clone(), power.clone());
+        let mut config = RegionConfig::default();
+        config.images.dir = Some(dir.path().join("images"));
+        config.images.importer = importer_config();
+        let region = Region::with_power(store, config, clock.clone(), power.clone());
         maas_region::service::scripts::install_builtins(region.store.as_ref(), now_ms())
             .await
             .unwrap();
@@ -165,6 +167,13 @@ impl TestRegion {
         .await
         .unwrap();
         Self::key_of(&self.region, user.id).await
+    }
+
+    /// The `Authorization` header maascli would send now.
+    pub fn authorization(&self, credentials: &Credentials) -> String {
+        let nonce = NONCE.fetch_add(1, Ordering::Relaxed).to_string();
+        let timestamp = (self.clock.now_millis() / 1000) as u64;
+        credentials.authorization_header(&nonce, timestamp)
     }
 
     /// Sends a raw request through the router.
@@ -254,6 +263,25 @@ impl TestRegion {
             .await;
         reply.expect(200);
         reply.json()
+    }
+}
+
+/// Importer settings for tests: fast retries, short timeouts, no implicit bootloaders.
+pub fn importer_config() -> maas_images::ImporterConfig {
+    maas_images::ImporterConfig {
+        max_concurrent_downloads: 2,
+        retry: maas_images::RetryPolicy {
+            attempts: 3,
+            initial_backoff: std::time::Duration::from_millis(20),
+            max_backoff: std::time::Duration::from_millis(100),
+        },
+        fetch: maas_images::FetchConfig {
+            proxy: None,
+            connect_timeout: std::time::Duration::from_secs(5),
+            idle_timeout: std::time::Duration::from_secs(10),
+            max_document_bytes: 1024 * 1024,
+        },
+        bootloaders: Vec::new(),
     }
 }
 
