@@ -11,7 +11,9 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod changes;
 pub mod credentials;
+pub mod dashboard;
 pub mod error;
 pub mod http;
 pub mod power;

@@ -7,6 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use maas_store::{Millis, Store};
 
 use crate::api::{self, Resource};
+use crate::changes::Changes;
 use crate::http::oauth::NonceCache;
 use crate::power::{DirectPower, PowerControl};
 
@@ -81,6 +82,10 @@ pub struct Region {
     pub nonces: NonceCache,
     pub resources: Vec<Resource>,
     pub api_hash: String,
+    /// Status and power changes, for the dashboard's live updates.
+    pub changes: Changes,
+    /// The dashboard's in-memory state (forms already submitted).
+    pub dashboard: crate::dashboard::State,
 }
 
 impl Region {
@@ -105,6 +110,8 @@ impl Region {
             clock,
             resources,
             api_hash,
+            changes: Changes::default(),
+            dashboard: crate::dashboard::State::default(),
         })
     }
 

@@ -1586,7 +1586,16 @@ pub mod cases {
         let owner = user(&store, "list-owner", false).await;
         let pool = store.create_pool("list-pool", "", 1).await.unwrap();
         // (hostname, cpus, memory, disk sizes, owned, status, in list-pool)
-        let specs: [(&str, i64, i64, &[i64], bool, NodeStatus, bool); 5] = [
+        type Spec = (
+            &'static str,
+            i64,
+            i64,
+            &'static [i64],
+            bool,
+            NodeStatus,
+            bool,
+        );
+        let specs: [Spec; 5] = [
             (
                 "delta",
                 8,
