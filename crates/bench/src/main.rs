@@ -80,6 +80,22 @@ fn start_server(data_dir: &std::path::Path) -> anyhow::Result<Server> {
     })
 }
 
+/// CPU time the process has used (user + system), from /proc.
+fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start after ')'.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks: u64 = [11, 12]
+        .iter()
+        .filter_map(|i| fields.get(*i).and_then(|v| v.parse::<u64>().ok()))
+        .sum();
+    // Linux reports clock ticks of 1/100 s.
+    Duration::from_millis(ticks * 10)
+}
+
 /// Resident memory and its peak, in KiB, from /proc.
 fn memory_kib(pid: u32) -> (u64, u64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
@@ -153,11 +169,13 @@ struct Row {
     p50: Duration,
     p99: Duration,
     bytes: u64,
+    /// Server CPU time per call (steadier than wall time on a busy machine).
+    cpu: Duration,
     maas: &'static str,
 }
 
 fn measure(
-    http: &Http,
+    pid: u32,
     call: &str,
     runs: usize,
     maas: &'static str,
@@ -167,6 +185,7 @@ fn measure(
     let mut bytes = 0;
     // One warm-up request, not counted.
     request(usize::MAX)?;
+    let cpu_before = cpu_time(pid);
     for i in 0..runs {
         let (status, size, elapsed) = request(i)?;
         if !(200..300).contains(&status) {
@@ -175,7 +194,7 @@ fn measure(
         bytes = size;
         times.push(elapsed);
     }
-    let _ = http;
+    let cpu = cpu_time(pid).saturating_sub(cpu_before) / runs.max(1) as u32;
     times.sort();
     Ok(Row {
         call: call.to_owned(),
@@ -183,6 +202,7 @@ fn measure(
         p50: percentile(&times, 50.0),
         p99: percentile(&times, 99.0),
         bytes,
+        cpu,
         maas,
     })
 }
@@ -194,7 +214,9 @@ fn load(args: &[String]) -> anyhow::Result<()> {
         bail!("usage: maas-bench load DATA_DIR N");
     };
     let count: usize = count.parse().context("N must be a number")?;
-    let status = Command::new(maas_binary()?).args(["init", "--data-dir", dir]).status()?;
+    let status = Command::new(maas_binary()?)
+        .args(["init", "--data-dir", dir])
+        .status()?;
     if !status.success() {
         bail!("maas init failed");
     }
@@ -268,6 +290,7 @@ fn main() -> anyhow::Result<()> {
         .filter(|n| *n <= max)
         .collect();
     let mut system_ids: Vec<String> = Vec::new();
+    let mut memory: Vec<(usize, u64, u64)> = Vec::new();
     for &size in &sizes {
         let started = Instant::now();
         let ids = runtime.block_on(fixture.load(store.as_ref(), loaded, size - loaded))?;
@@ -288,12 +311,14 @@ fn main() -> anyhow::Result<()> {
             _ => "not measured",
         };
         rows.push(measure(
-            &http,
+            pid,
             &format!("GET machines/ ({size})"),
             runs,
             maas,
             |_| http.call("GET", "machines/", None),
         )?);
+        let (rss, peak) = memory_kib(pid);
+        memory.push((size, rss, peak));
         if size == 100 {
             let (status, size, _) =
                 http.call("GET", &format!("machines/{}/", system_ids[0]), None)?;
@@ -303,7 +328,7 @@ fn main() -> anyhow::Result<()> {
     let (_, peak_after_lists) = memory_kib(pid);
     let ids = system_ids.clone();
     rows.push(measure(
-        &http,
+        pid,
         "GET machines/{system_id}/",
         300,
         "188 ms",
@@ -313,7 +338,7 @@ fn main() -> anyhow::Result<()> {
         },
     )?);
     let mut counter = 0u32;
-    rows.push(measure(&http, "POST machines/", 300, "154 ms", |_| {
+    rows.push(measure(pid, "POST machines/", 300, "154 ms", |_| {
         counter += 1;
         let mac = format!(
             "52:54:01:{:02x}:{:02x}:{:02x}",
@@ -334,17 +359,25 @@ fn main() -> anyhow::Result<()> {
     println!(
         "(8 interfaces with VLANs and links, 7 block devices with partitions, tags, owners), SQLite, one client, sequential requests.\n"
     );
-    println!("| call | runs | p50 | p99 | response | Canonical MAAS p50 |");
-    println!("|---|---|---|---|---|---|");
+    println!("| call | runs | p50 | p99 | region CPU per call | response | Canonical MAAS p50 |");
+    println!("|---|---|---|---|---|---|---|");
     for row in &rows {
         println!(
-            "| {} | {} | {} | {} | {:.1} KB | {} |",
+            "| {} | {} | {} | {} | {} | {:.1} KB | {} |",
             row.call,
             row.runs,
             ms(row.p50),
             ms(row.p99),
+            ms(row.cpu),
             row.bytes as f64 / 1000.0,
             row.maas
+        );
+    }
+    for (size, rss, peak) in &memory {
+        println!(
+            "After listing {size} machines: region RSS {:.1} MiB (peak so far {:.1} MiB).",
+            *rss as f64 / 1024.0,
+            *peak as f64 / 1024.0
         );
     }
     println!(

@@ -1,6 +1,10 @@
 //! `maas`: the region's local admin commands, and every API client command
 //! (`login`, `PROFILE RESOURCE ACTION …`), which `maas-client` runs.
 
+// A faster allocator: listings allocate and free many small strings.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod admin;
 mod config;
 

@@ -10,6 +10,9 @@ use crate::convert;
 
 type Db = sqlx::Postgres;
 type StoreImpl = PostgresStore;
+/// JSON functions for aggregating rows (see `fill_nodes`).
+const JSON_ARRAY: &str = "json_build_array";
+const JSON_AGG: &str = "json_agg";
 const BACKEND: &str = "postgres";
 
 /// One pool serves reads and writes; PostgreSQL handles concurrent writers.

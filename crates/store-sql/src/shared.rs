@@ -184,6 +184,81 @@ fn event_from_row(row: &DbRow) -> StoreResult<Event> {
     })
 }
 
+/// A boolean inside an aggregated JSON row: SQLite writes integers, PostgreSQL booleans.
+struct Flag(bool);
+
+impl<'de> serde::Deserialize<'de> for Flag {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Flag, D::Error> {
+        match serde_json::Value::deserialize(deserializer)? {
+            serde_json::Value::Bool(b) => Ok(Flag(b)),
+            serde_json::Value::Number(n) => Ok(Flag(n.as_i64().unwrap_or(0) != 0)),
+            other => Err(serde::de::Error::custom(format!("expected a boolean, got {other}"))),
+        }
+    }
+}
+
+// Aggregated rows arrive as JSON arrays in column order; serde's derived
+// `Deserialize` reads a struct from an array field by field.
+#[derive(serde::Deserialize)]
+struct LinkRow {
+    id: i64,
+    interface_id: i64,
+    mode: String,
+    subnet_id: Option<i64>,
+    ip: Option<String>,
+    discovered: Flag,
+}
+
+#[derive(serde::Deserialize)]
+struct InterfaceRow {
+    id: i64,
+    name: String,
+    kind: String,
+    mac_address: Option<String>,
+    vlan_id: Option<i64>,
+    enabled: Flag,
+    params: String,
+    tags: String,
+    vendor: Option<String>,
+    product: Option<String>,
+    firmware_version: Option<String>,
+    link_connected: Flag,
+    interface_speed: i64,
+    link_speed: i64,
+    numa_node: Option<i64>,
+    sriov_max_vf: i64,
+    mtu: i64,
+}
+
+#[derive(serde::Deserialize)]
+struct PartitionRow {
+    id: i64,
+    block_device_id: i64,
+    uuid: Option<String>,
+    size: i64,
+    bootable: Flag,
+    tags: String,
+    filesystem: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct DeviceRow {
+    id: i64,
+    name: String,
+    kind: String,
+    model: Option<String>,
+    serial: Option<String>,
+    id_path: Option<String>,
+    size: i64,
+    block_size: i64,
+    tags: String,
+    uuid: Option<String>,
+    firmware_version: Option<String>,
+    numa_node: Option<i64>,
+    partition_table_type: Option<String>,
+    filesystem: Option<String>,
+}
+
 const NODE_SELECT: &str = "SELECT n.*, \
     u.username AS owner_username, \
     d.name AS domain_name, d.authoritative AS domain_authoritative, d.ttl AS domain_ttl, \
@@ -518,7 +593,10 @@ impl FilterValues {
 
 impl StoreImpl {
     /// Fills tags, interfaces and block devices of `nodes` with one query per
-    /// kind of row, whatever the number of nodes.
+    /// kind of row, whatever the number of nodes. Each query aggregates a
+    /// node's rows into one JSON array (`json_group_array` / `json_agg`), so
+    /// the driver hands over one value per node instead of one per column of
+    /// every row: the listing path's cost is dominated by per-value work.
     async fn fill_nodes(&self, nodes: &mut [Node]) -> StoreResult<()> {
         if nodes.is_empty() {
             return Ok(());
@@ -526,145 +604,142 @@ impl StoreImpl {
         let ids: Vec<i64> = nodes.iter().map(|n| n.id).collect();
         let index: HashMap<i64, usize> = ids.iter().enumerate().map(|(i, id)| (*id, i)).collect();
 
-        let rows = self
-            .related(
-                "SELECT nt.node_id AS node_id, t.name AS name FROM node_tags nt \
-                 JOIN tags t ON t.id = nt.tag_id WHERE nt.node_id IN (",
-                &ids,
-                ") ORDER BY t.name",
-            )
-            .await?;
-        for row in &rows {
-            let node_id: i64 = col!(row, "node_id");
+        for (node_id, names) in self.aggregated::<String>("node_tags nt JOIN tags t ON t.id = nt.tag_id", "nt.node_id", "t.name", "t.name", &ids).await? {
             if let Some(&i) = index.get(&node_id) {
-                nodes[i].tags.push(col!(row, "name"));
+                nodes[i].tags = names;
             }
         }
 
-        let link_rows = self
-            .related(
-                "SELECT id, interface_id, mode, subnet_id, ip, discovered FROM ip_links WHERE node_id IN (",
-                &ids,
-                ") ORDER BY id",
-            )
-            .await?;
         let mut links: HashMap<i64, Vec<IpLink>> = HashMap::new();
         let mut discovered: HashMap<i64, Vec<(Option<i64>, String)>> = HashMap::new();
-        for row in &link_rows {
-            let interface_id: i64 = col!(row, "interface_id");
-            let is_discovered: bool = col!(row, "discovered");
-            let ip: Option<String> = col!(row, "ip");
-            let subnet_id: Option<i64> = col!(row, "subnet_id");
-            if is_discovered {
-                if let Some(ip) = ip {
-                    discovered.entry(interface_id).or_default().push((subnet_id, ip));
+        let link_cols = format!("{JSON_ARRAY}(id, interface_id, mode, subnet_id, ip, discovered)");
+        for (_, rows) in self.aggregated::<LinkRow>("ip_links", "node_id", &link_cols, "id", &ids).await? {
+            for row in rows {
+                if row.discovered.0 {
+                    if let Some(ip) = row.ip {
+                        discovered.entry(row.interface_id).or_default().push((row.subnet_id, ip));
+                    }
+                    continue;
                 }
-                continue;
+                links.entry(row.interface_id).or_default().push(IpLink {
+                    id: row.id,
+                    mode: LinkMode::parse(&row.mode).unwrap_or(LinkMode::LinkUp),
+                    subnet_id: row.subnet_id,
+                    ip: row.ip,
+                });
             }
-            let mode: String = col!(row, "mode");
-            links.entry(interface_id).or_default().push(IpLink {
-                id: col!(row, "id"),
-                mode: LinkMode::parse(&mode).unwrap_or(LinkMode::LinkUp),
-                subnet_id,
-                ip,
-            });
         }
 
-        let parent_rows = self
-            .related(
-                "SELECT child_id, parent_id FROM interface_parents WHERE node_id IN (",
-                &ids,
-                ") ORDER BY parent_id",
-            )
-            .await?;
         let mut parents: HashMap<i64, Vec<i64>> = HashMap::new();
-        for row in &parent_rows {
-            let child: i64 = col!(row, "child_id");
-            parents.entry(child).or_default().push(col!(row, "parent_id"));
+        let parent_cols = format!("{JSON_ARRAY}(child_id, parent_id)");
+        for (_, rows) in self.aggregated::<(i64, i64)>("interface_parents", "node_id", &parent_cols, "parent_id", &ids).await? {
+            for (child, parent) in rows {
+                parents.entry(child).or_default().push(parent);
+            }
         }
 
-        let interface_rows = self
-            .related("SELECT * FROM interfaces WHERE node_id IN (", &ids, ") ORDER BY id")
-            .await?;
-        for row in &interface_rows {
-            let node_id: i64 = col!(row, "node_id");
+        let interface_cols = format!(
+            "{JSON_ARRAY}(id, name, kind, mac_address, vlan_id, enabled, params, tags, vendor, product, \
+             firmware_version, link_connected, interface_speed, link_speed, numa_node, sriov_max_vf, mtu)"
+        );
+        for (node_id, rows) in self.aggregated::<InterfaceRow>("interfaces", "node_id", &interface_cols, "id", &ids).await? {
             let Some(&i) = index.get(&node_id) else { continue };
-            let id: i64 = col!(row, "id");
-            let kind: String = col!(row, "kind");
-            let tags: String = col!(row, "tags");
-            nodes[i].interfaces.push(Interface {
-                id,
-                name: col!(row, "name"),
-                kind: InterfaceType::parse(&kind).unwrap_or(InterfaceType::Unknown),
-                mac_address: col!(row, "mac_address"),
-                vlan_id: col!(row, "vlan_id"),
-                enabled: col!(row, "enabled"),
-                params: col!(row, "params"),
-                tags: convert::json_to_list(&tags, "interface tags")?,
-                vendor: col!(row, "vendor"),
-                product: col!(row, "product"),
-                firmware_version: col!(row, "firmware_version"),
-                link_connected: col!(row, "link_connected"),
-                interface_speed: col!(row, "interface_speed"),
-                link_speed: col!(row, "link_speed"),
-                numa_node: col!(row, "numa_node"),
-                sriov_max_vf: col!(row, "sriov_max_vf"),
-                mtu: col!(row, "mtu"),
-                parent_ids: parents.remove(&id).unwrap_or_default(),
-                links: links.remove(&id).unwrap_or_default(),
-                discovered: discovered.remove(&id).unwrap_or_default(),
-            });
+            let mut interfaces = Vec::with_capacity(rows.len());
+            for row in rows {
+                interfaces.push(Interface {
+                    id: row.id,
+                    name: row.name,
+                    kind: InterfaceType::parse(&row.kind).unwrap_or(InterfaceType::Unknown),
+                    mac_address: row.mac_address,
+                    vlan_id: row.vlan_id,
+                    enabled: row.enabled.0,
+                    params: row.params,
+                    tags: convert::json_to_list(&row.tags, "interface tags")?,
+                    vendor: row.vendor,
+                    product: row.product,
+                    firmware_version: row.firmware_version,
+                    link_connected: row.link_connected.0,
+                    interface_speed: row.interface_speed,
+                    link_speed: row.link_speed,
+                    numa_node: row.numa_node,
+                    sriov_max_vf: row.sriov_max_vf,
+                    mtu: row.mtu,
+                    parent_ids: parents.remove(&row.id).unwrap_or_default(),
+                    links: links.remove(&row.id).unwrap_or_default(),
+                    discovered: discovered.remove(&row.id).unwrap_or_default(),
+                });
+            }
+            nodes[i].interfaces = interfaces;
         }
 
-        let partition_rows = self
-            .related("SELECT * FROM partitions WHERE node_id IN (", &ids, ") ORDER BY id")
-            .await?;
         let mut partitions: HashMap<i64, Vec<Partition>> = HashMap::new();
-        for row in &partition_rows {
-            let device: i64 = col!(row, "block_device_id");
-            let tags: String = col!(row, "tags");
-            partitions.entry(device).or_default().push(Partition {
-                id: col!(row, "id"),
-                uuid: col!(row, "uuid"),
-                size: col!(row, "size"),
-                bootable: col!(row, "bootable"),
-                tags: convert::json_to_list(&tags, "partition tags")?,
-                filesystem: convert::json_to_filesystem(col!(row, "filesystem"))?,
-            });
+        let partition_cols = format!("{JSON_ARRAY}(id, block_device_id, uuid, size, bootable, tags, filesystem)");
+        for (_, rows) in self.aggregated::<PartitionRow>("partitions", "node_id", &partition_cols, "id", &ids).await? {
+            for row in rows {
+                partitions.entry(row.block_device_id).or_default().push(Partition {
+                    id: row.id,
+                    uuid: row.uuid,
+                    size: row.size,
+                    bootable: row.bootable.0,
+                    tags: convert::json_to_list(&row.tags, "partition tags")?,
+                    filesystem: convert::json_to_filesystem(row.filesystem)?,
+                });
+            }
         }
 
-        let device_rows = self
-            .related("SELECT * FROM block_devices WHERE node_id IN (", &ids, ") ORDER BY id")
-            .await?;
-        for row in &device_rows {
-            let node_id: i64 = col!(row, "node_id");
+        let device_cols = format!(
+            "{JSON_ARRAY}(id, name, kind, model, serial, id_path, size, block_size, tags, uuid, firmware_version, \
+             numa_node, partition_table_type, filesystem)"
+        );
+        for (node_id, rows) in self.aggregated::<DeviceRow>("block_devices", "node_id", &device_cols, "id", &ids).await? {
             let Some(&i) = index.get(&node_id) else { continue };
-            let id: i64 = col!(row, "id");
-            let kind: String = col!(row, "kind");
-            let tags: String = col!(row, "tags");
-            nodes[i].block_devices.push(BlockDevice {
-                id,
-                name: col!(row, "name"),
-                kind: if kind == "virtual" {
-                    BlockDeviceType::Virtual
-                } else {
-                    BlockDeviceType::Physical
-                },
-                model: col!(row, "model"),
-                serial: col!(row, "serial"),
-                id_path: col!(row, "id_path"),
-                size: col!(row, "size"),
-                block_size: col!(row, "block_size"),
-                tags: convert::json_to_list(&tags, "block device tags")?,
-                uuid: col!(row, "uuid"),
-                firmware_version: col!(row, "firmware_version"),
-                numa_node: col!(row, "numa_node"),
-                partition_table_type: col!(row, "partition_table_type"),
-                filesystem: convert::json_to_filesystem(col!(row, "filesystem"))?,
-                partitions: partitions.remove(&id).unwrap_or_default(),
-            });
+            let mut devices = Vec::with_capacity(rows.len());
+            for row in rows {
+                devices.push(BlockDevice {
+                    id: row.id,
+                    name: row.name,
+                    kind: if row.kind == "virtual" { BlockDeviceType::Virtual } else { BlockDeviceType::Physical },
+                    model: row.model,
+                    serial: row.serial,
+                    id_path: row.id_path,
+                    size: row.size,
+                    block_size: row.block_size,
+                    tags: convert::json_to_list(&row.tags, "block device tags")?,
+                    uuid: row.uuid,
+                    firmware_version: row.firmware_version,
+                    numa_node: row.numa_node,
+                    partition_table_type: row.partition_table_type,
+                    filesystem: convert::json_to_filesystem(row.filesystem)?,
+                    partitions: partitions.remove(&row.id).unwrap_or_default(),
+                });
+            }
+            nodes[i].block_devices = devices;
         }
         Ok(())
+    }
+
+    /// `SELECT key, json-aggregate(value ORDER BY order) FROM from WHERE key IN (ids) GROUP BY key`,
+    /// each aggregate decoded into a list of `T`.
+    async fn aggregated<T: serde::de::DeserializeOwned>(
+        &self,
+        from: &str,
+        key: &str,
+        value: &str,
+        order: &str,
+        ids: &[i64],
+    ) -> StoreResult<Vec<(i64, Vec<T>)>> {
+        let head = format!("SELECT {key} AS k, CAST({JSON_AGG}({value} ORDER BY {order}) AS TEXT) AS j FROM {from} WHERE {key} IN (");
+        let rows = self.related(&head, ids, &format!(") GROUP BY {key}")).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let k: i64 = col!(row, "k");
+            let text: String = col!(row, "j");
+            let list = serde_json::from_str(&text).map_err(|e| maas_store::StoreError::InvalidData {
+                what: format!("aggregated rows of {from}: {e}"),
+            })?;
+            out.push((k, list));
+        }
+        Ok(out)
     }
 
     /// Runs `head (id, id, …) tail` with the ids bound.

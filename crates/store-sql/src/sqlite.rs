@@ -11,6 +11,9 @@ use crate::convert;
 
 type Db = sqlx::Sqlite;
 type StoreImpl = SqliteStore;
+/// JSON functions for aggregating rows (see `fill_nodes`).
+const JSON_ARRAY: &str = "json_array";
+const JSON_AGG: &str = "json_group_array";
 const BACKEND: &str = "sqlite";
 
 /// Readers share a pool; writes go through one connection so they queue in
@@ -30,8 +33,9 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10))
-            // 8 MiB of page cache per connection (nine connections).
-            .pragma("cache_size", "-8192")
+            // 2 MiB of page cache per connection (nine of them): the OS page
+            // cache holds the rest, and memory stays flat with fleet size.
+            .pragma("cache_size", "-2048")
             .pragma("temp_store", "memory");
         let write = SqlitePoolOptions::new()
             .max_connections(1)
