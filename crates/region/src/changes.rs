@@ -2,6 +2,10 @@
 //! a machine's status or power state is written, and the dashboard's
 //! server-sent event streams subscribe. Nothing is stored; a subscriber
 //! that falls behind is told it lagged and re-reads what it shows.
+//! [`Changes::close`] ends every subscription, so open event streams
+//! don't hold up a graceful shutdown.
+
+use std::sync::Mutex;
 
 use maas_domain::{NodeStatus, PowerState};
 use maas_store::Node;
@@ -32,19 +36,32 @@ impl NodeChange {
 /// The region's change channel. Publishing never waits: with no
 /// subscribers a change is dropped, and slow subscribers lag.
 pub struct Changes {
-    sender: broadcast::Sender<NodeChange>,
+    /// `None` once closed.
+    sender: Mutex<Option<broadcast::Sender<NodeChange>>>,
 }
 
 impl Changes {
     /// A channel that holds up to `capacity` changes per subscriber.
     pub fn new(capacity: usize) -> Changes {
         let (sender, _) = broadcast::channel(capacity.max(1));
-        Changes { sender }
+        Changes {
+            sender: Mutex::new(Some(sender)),
+        }
+    }
+
+    fn sender(&self) -> Option<broadcast::Sender<NodeChange>> {
+        // The lock guards a clone or a take; a panic can't leave it half done.
+        self.sender
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
     }
 
     pub fn publish(&self, change: NodeChange) {
-        // An error only means nobody is listening.
-        let _ = self.sender.send(change);
+        if let Some(sender) = self.sender() {
+            // An error only means nobody is listening.
+            let _ = sender.send(change);
+        }
     }
 
     /// Publishes the node as it now is.
@@ -59,13 +76,66 @@ impl Changes {
         self.publish(change);
     }
 
+    /// A subscription; after [`Changes::close`] it reports closed at once.
     pub fn subscribe(&self) -> broadcast::Receiver<NodeChange> {
-        self.sender.subscribe()
+        match self.sender() {
+            Some(sender) => sender.subscribe(),
+            None => {
+                let (sender, receiver) = broadcast::channel(1);
+                drop(sender);
+                receiver
+            }
+        }
+    }
+
+    /// Ends every subscription (at shutdown); later changes go nowhere.
+    pub fn close(&self) {
+        self.sender
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
     }
 }
 
 impl Default for Changes {
     fn default() -> Changes {
         Changes::new(1024)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::sync::broadcast::error::RecvError;
+
+    fn change(system_id: &str) -> NodeChange {
+        NodeChange {
+            system_id: system_id.to_owned(),
+            hostname: "h".to_owned(),
+            owner_id: None,
+            status: NodeStatus::Ready,
+            power_state: PowerState::Off,
+        }
+    }
+
+    #[tokio::test]
+    async fn subscribers_hear_changes_until_closed() {
+        let changes = Changes::new(2);
+        changes.publish(change("nobody-listens"));
+        let mut receiver = changes.subscribe();
+        changes.publish(change("a"));
+        assert_eq!(receiver.recv().await.unwrap().system_id, "a");
+        // A slow subscriber is told it lagged.
+        for id in ["b", "c", "d"] {
+            changes.publish(change(id));
+        }
+        assert!(matches!(receiver.recv().await, Err(RecvError::Lagged(1))));
+        assert_eq!(receiver.recv().await.unwrap().system_id, "c");
+        assert_eq!(receiver.recv().await.unwrap().system_id, "d");
+        changes.close();
+        assert!(matches!(receiver.recv().await, Err(RecvError::Closed)));
+        let mut late = changes.subscribe();
+        changes.publish(change("e"));
+        assert!(matches!(late.recv().await, Err(RecvError::Closed)));
     }
 }

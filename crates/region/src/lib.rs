@@ -30,7 +30,12 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let closing = region.clone();
     axum::serve(listener, http::router(region))
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            // Open event streams end, so the graceful shutdown isn't kept waiting.
+            closing.changes.close();
+        })
         .await
 }

@@ -1175,3 +1175,53 @@ async fn the_event_stream_reports_status_changes_the_user_may_see() {
     header.expect(200);
     assert!(header.text().contains("id=\"machine-header\""));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_event_streams_end_at_shutdown() {
+    use std::io::{Read, Write};
+
+    let t = TestRegion::new().await;
+    let browser = Browser::logged_in(&t, "admin", "admin-pw").await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(maas_region::serve(t.region.clone(), listener, async {
+        let _ = stopped.await;
+    }));
+    let cookie = browser.cookie_header();
+    let reader = tokio::task::spawn_blocking(move || {
+        let mut stream = std::net::TcpStream::connect(address).unwrap();
+        write!(
+            stream,
+            "GET /MAAS/r/stream HTTP/1.1\r\nHost: {address}\r\nCookie: {cookie}\r\n\r\n"
+        )
+        .unwrap();
+        let mut seen = Vec::new();
+        let mut buffer = [0u8; 4096];
+        // Read until the server ends the response (chunked terminator) or closes.
+        loop {
+            match stream.read(&mut buffer) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => seen.extend_from_slice(&buffer[..n]),
+            }
+            if seen.ends_with(b"0\r\n\r\n") {
+                break;
+            }
+        }
+        String::from_utf8_lossy(&seen).into_owned()
+    });
+    // Let the stream open, then shut down.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), server)
+        .await
+        .expect("shutdown waited on an open event stream")
+        .unwrap()
+        .unwrap();
+    let seen = tokio::time::timeout(Duration::from_secs(5), reader)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(seen.starts_with("HTTP/1.1 200"), "{seen}");
+    assert!(seen.contains("event: ready"), "{seen}");
+}
