@@ -313,8 +313,8 @@ async fn list_page(
             thead {
                 tr {
                     th.check { input type="checkbox" data-select-all aria-label="Select all on this page"; }
-                    @for (name, _, label) in SORTS {
-                        th {
+                    @for (name, sort, label) in SORTS {
+                        th.num[matches!(sort, NodeSort::CpuCount | NodeSort::Memory | NodeSort::Disks | NodeSort::Storage)] {
                             a href=(state.sort_url(name)) {
                                 (label)
                                 @if name == state.sort { @if state.descending { " ▼" } @else { " ▲" } }

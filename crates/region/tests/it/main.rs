@@ -8,6 +8,7 @@ mod agent;
 mod support;
 
 mod auth;
+mod browser;
 mod dashboard;
 mod describe;
 mod dispatch;
