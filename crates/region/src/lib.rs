@@ -16,6 +16,7 @@ pub mod credentials;
 pub mod dashboard;
 pub mod error;
 pub mod http;
+pub mod link;
 pub mod power;
 pub mod region;
 pub mod service;

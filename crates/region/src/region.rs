@@ -60,6 +60,11 @@ pub struct RegionConfig {
     pub agent_dir: Option<std::path::PathBuf>,
     /// How often status timers and heartbeats are checked.
     pub monitor_interval: std::time::Duration,
+    /// The secret racks must prove they know (`<data dir>/secret`); without it racks
+    /// cannot connect.
+    pub secret: Option<maas_rpc::Secret>,
+    /// How often this process records that it is alive and which racks it holds.
+    pub heartbeat_interval: std::time::Duration,
 }
 
 impl Default for RegionConfig {
@@ -70,6 +75,8 @@ impl Default for RegionConfig {
             nonce_capacity: 1_000_000,
             agent_dir: None,
             monitor_interval: std::time::Duration::from_secs(10),
+            secret: None,
+            heartbeat_interval: std::time::Duration::from_secs(30),
         }
     }
 }
@@ -82,6 +89,8 @@ pub struct Region {
     pub nonces: NonceCache,
     pub resources: Vec<Resource>,
     pub api_hash: String,
+    /// The racks linked to this process.
+    pub hub: crate::link::RackHub,
     /// Status and power changes, for the dashboard's live updates.
     pub changes: Changes,
     /// The dashboard's in-memory state (forms already submitted).
@@ -110,6 +119,7 @@ impl Region {
             clock,
             resources,
             api_hash,
+            hub: crate::link::RackHub::new(),
             changes: Changes::default(),
             dashboard: crate::dashboard::State::default(),
         })
@@ -117,6 +127,11 @@ impl Region {
 
     pub fn now(&self) -> Millis {
         self.clock.now_millis()
+    }
+
+    /// Networks, addresses or machines changed: racks get a fresh DHCP configuration.
+    pub fn network_changed(&self) {
+        self.hub.network_changed();
     }
 }
 
@@ -128,8 +143,22 @@ impl Region {
     ) -> Result<tokio::task::JoinHandle<()>, crate::ServiceError> {
         crate::service::scripts::install_builtins(self.store.as_ref(), self.now()).await?;
         let region = self.clone();
+        let heartbeat = tokio::spawn(crate::link::heartbeat(
+            self.clone(),
+            self.config.heartbeat_interval,
+        ));
         Ok(tokio::spawn(async move {
+            // Dropping this task's handle does not stop the heartbeat; aborting it does.
+            let _heartbeat = AbortOnDrop(heartbeat);
             crate::service::timers::run(region).await
         }))
+    }
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

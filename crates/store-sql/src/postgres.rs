@@ -42,3 +42,4 @@ impl PostgresStore {
 }
 
 include!("shared.rs");
+include!("shared_racks.rs");

@@ -59,3 +59,4 @@ impl SqliteStore {
 }
 
 include!("shared.rs");
+include!("shared_racks.rs");

@@ -24,7 +24,8 @@ macro_rules! store_suite {
             networks, nodes_create_and_read, node_filters, node_paging, inventory_round_trip,
             conditional_status_change_has_one_winner, node_updates, events_and_status_messages,
             delete_user_transfers_nodes, scripts_and_results, node_tokens, timers,
-            previous_status_kept, match_none, sessions, node_listing_sort_group_count
+            previous_status_kept, match_none, controllers_services_and_links,
+            static_addresses_and_leases, sessions, node_listing_sort_group_count
         );
     };
     (@cases $factory:expr; $($case:ident),* $(,)?) => {
@@ -93,8 +94,12 @@ fn status_change(from: NodeStatus, to: NodeStatus) -> StatusChange {
     }
 }
 
+mod rack_cases;
+
 pub mod cases {
     use super::*;
+
+    pub use crate::rack_cases::*;
 
     pub async fn defaults_exist(store: Arc<dyn Store>) {
         store.ping().await.expect("ping");

@@ -11,10 +11,12 @@
 #![forbid(unsafe_code)]
 
 pub mod model;
+pub mod rack;
 
 use async_trait::async_trait;
 
 pub use model::*;
+pub use rack::*;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -314,6 +316,7 @@ pub trait Store:
     + ScriptStore
     + SessionStore
     + NodeListingStore
+    + RackStore
 {
     /// Which backend this is (`sqlite` or `postgres`), for logs and health.
     fn backend_name(&self) -> &'static str;

@@ -652,7 +652,7 @@ fn owner_data_params() -> Vec<super::ParamDoc> {
     )]
 }
 
-fn anon_nodes_handler(name: &'static str) -> Handler {
+pub(super) fn anon_nodes_handler(name: &'static str) -> Handler {
     Handler {
         name,
         doc: "Anonymous access to nodes.",

@@ -23,6 +23,7 @@ pub mod maas_config;
 pub mod machines;
 pub mod metadata;
 pub mod network;
+pub mod racks;
 pub mod render;
 pub mod users;
 
@@ -255,6 +256,7 @@ pub fn resources() -> Vec<Resource> {
     all.extend(grouping::resources());
     all.extend(events::resources());
     all.extend(network::resources());
+    all.extend(racks::resources());
     all.extend(actions::result_resources());
     for resource in &mut all {
         for handler in resource.auth.iter_mut() {

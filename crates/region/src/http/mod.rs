@@ -35,7 +35,15 @@ async fn entry(State(region): State<Arc<Region>>, request: Request) -> Response 
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let span = tracing::debug_span!("http", %method, path = %path);
-    let response = route(region, request).instrument(span.clone()).await;
+    let mutating = !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS);
+    let response = route(region.clone(), request)
+        .instrument(span.clone())
+        .await;
+    // Any successful write may change what racks serve (networks, ranges, machines and
+    // their addresses); the DHCP pushers rebuild and send only what differs.
+    if mutating && response.status().is_success() {
+        region.network_changed();
+    }
     let _entered = span.enter();
     tracing::debug!(
         status = response.status().as_u16(),
@@ -62,6 +70,19 @@ async fn route(region: Arc<Region>, request: Request) -> Response {
     }
     if let Some(arch) = path.strip_prefix("/MAAS/machine-resources/") {
         return crate::api::metadata::machine_resources(&region, arch.trim_end_matches('/')).await;
+    }
+    match path.as_str() {
+        "/MAAS/rpc/link" => return crate::link::upgrade(region, request).await,
+        "/MAAS/rpc/" => {
+            let host = request
+                .headers()
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or("")
+                .to_owned();
+            return crate::link::eventloops(&region, &host);
+        }
+        _ => {}
     }
     match path.as_str() {
         "/MAAS/api/version/" => response::text(StatusCode::OK, "2.0"),

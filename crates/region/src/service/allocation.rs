@@ -611,7 +611,7 @@ pub async fn allocate(
 
 /// Ubuntu releases this region knows by name and version; other operating
 /// systems are given as `<os>/<release>`.
-const UBUNTU: &[(&str, &str)] = &[
+pub(crate) const UBUNTU: &[(&str, &str)] = &[
     ("bionic", "18.04"),
     ("focal", "20.04"),
     ("jammy", "22.04"),
@@ -621,6 +621,14 @@ const UBUNTU: &[(&str, &str)] = &[
     ("questing", "25.10"),
     ("resolute", "26.04"),
 ];
+
+/// The version of an Ubuntu release name (`noble` → `24.04`).
+pub fn ubuntu_version(release: &str) -> Option<&'static str> {
+    UBUNTU
+        .iter()
+        .find(|(name, _)| *name == release)
+        .map(|(_, version)| *version)
+}
 
 /// `distro_series` as `jammy`, `ubuntu/jammy`, `22.04` or `ubuntu/22.04`.
 pub fn parse_series(text: &str) -> Result<(String, String), String> {

@@ -3,6 +3,7 @@
 //! return records or a `ServiceError`; they know nothing of HTTP.
 
 pub mod allocation;
+pub mod boot;
 pub mod config;
 pub mod grouping;
 pub mod inventory;
@@ -12,6 +13,7 @@ pub mod machine_search;
 pub mod machines;
 pub mod metadata;
 pub mod network;
+pub mod racks;
 pub mod scripts;
 pub mod timers;
 pub mod users;

@@ -4,8 +4,8 @@
 
 use std::net::IpAddr;
 
-use maas_domain::Cidr;
 use maas_domain::net::ip_bits;
+use maas_domain::{Cidr, NodeType};
 use maas_store::defaults::{DEFAULT_FABRIC_ID, DEFAULT_VLAN_ID};
 use maas_store::{
     Fabric, IpRange, IpRangeFields, NetworkCatalog, Space, Store, Subnet, SubnetFields, User, Vlan,
@@ -314,6 +314,22 @@ fn vlan_fields(
     fields
 }
 
+/// A VLAN's settable fields as they are now.
+pub fn vlan_to_fields(vlan: &Vlan) -> VlanFields {
+    VlanFields {
+        vid: vlan.vid,
+        name: vlan.name.clone(),
+        description: vlan.description.clone(),
+        mtu: vlan.mtu,
+        dhcp_on: vlan.dhcp_on,
+        external_dhcp: vlan.external_dhcp.clone(),
+        primary_rack: vlan.primary_rack.clone(),
+        secondary_rack: vlan.secondary_rack.clone(),
+        relay_vlan_id: vlan.relay_vlan_id,
+        space_id: vlan.space_id,
+    }
+}
+
 pub async fn create_vlan(
     store: &dyn Store,
     caller: &User,
@@ -355,20 +371,39 @@ pub async fn update_vlan(
 ) -> ServiceResult<Vlan> {
     admin(caller)?;
     let catalog = store.network_catalog().await?;
-    let current = VlanFields {
-        vid: vlan.vid,
-        name: vlan.name.clone(),
-        description: vlan.description.clone(),
-        mtu: vlan.mtu,
-        dhcp_on: vlan.dhcp_on,
-        external_dhcp: vlan.external_dhcp.clone(),
-        primary_rack: vlan.primary_rack.clone(),
-        secondary_rack: vlan.secondary_rack.clone(),
-        relay_vlan_id: vlan.relay_vlan_id,
-        space_id: vlan.space_id,
-    };
+    let current = vlan_to_fields(vlan);
     let mut errors = FieldErrors::new();
     let fields = vlan_fields(&catalog, params, &current, &mut errors);
+    for (param, rack) in [
+        ("primary_rack", &fields.primary_rack),
+        ("secondary_rack", &fields.secondary_rack),
+    ] {
+        let Some(rack) = rack else { continue };
+        let is_rack = store.node_by_system_id(rack).await?.is_some_and(|n| {
+            matches!(
+                n.node_type,
+                NodeType::RackController | NodeType::RegionAndRackController
+            )
+        });
+        if !is_rack {
+            errors.add(
+                param,
+                format!("Select a valid choice. {rack} is not one of the available choices."),
+            );
+        }
+    }
+    if fields.primary_rack.is_some() && fields.primary_rack == fields.secondary_rack {
+        errors.add(
+            "secondary_rack",
+            "Primary rack controller and secondary rack controller cannot be the same.",
+        );
+    }
+    if fields.secondary_rack.is_some() && fields.primary_rack.is_none() {
+        errors.add(
+            "secondary_rack",
+            "A secondary rack controller cannot be set without a primary rack controller.",
+        );
+    }
     if fields.dhcp_on && !vlan.dhcp_on {
         if fields.primary_rack.is_none() {
             errors.add(
