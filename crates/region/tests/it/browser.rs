@@ -114,11 +114,23 @@ fn http(port: u16, method: &str, path: &str, body: Option<&Value>) -> (u16, Vec<
     (status, body)
 }
 
+/// A child process killed when dropped, on a failed assertion too.
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 struct Driver {
-    process: Child,
     port: u16,
     session: String,
     _profile: tempfile::TempDir,
+    // Dropped last: the session is deleted (closing Chromium) before the
+    // driver is killed.
+    _process: Process,
 }
 
 impl Drop for Driver {
@@ -129,8 +141,6 @@ impl Drop for Driver {
             &format!("/session/{}", self.session),
             None,
         );
-        let _ = self.process.kill();
-        let _ = self.process.wait();
     }
 }
 
@@ -145,12 +155,14 @@ fn free_port() -> u16 {
 impl Driver {
     fn start(chromium: &Path, chromedriver: &Path) -> Driver {
         let port = free_port();
-        let process = Command::new(chromedriver)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start chromedriver");
+        let process = Process(
+            Command::new(chromedriver)
+                .arg(format!("--port={port}"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start chromedriver"),
+        );
         let started = Instant::now();
         loop {
             if TcpStream::connect(("127.0.0.1", port)).is_ok()
@@ -184,10 +196,10 @@ impl Driver {
         assert_eq!(status, 200, "new session: {reply}");
         let session = reply["value"]["sessionId"].as_str().unwrap().to_owned();
         Driver {
-            process,
             port,
             session,
             _profile: profile,
+            _process: process,
         }
     }
 
