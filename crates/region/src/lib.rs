@@ -11,7 +11,9 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod changes;
 pub mod credentials;
+pub mod dashboard;
 pub mod error;
 pub mod http;
 pub mod link;
@@ -29,7 +31,12 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let closing = region.clone();
     axum::serve(listener, http::router(region))
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            // Open event streams end, so the graceful shutdown isn't kept waiting.
+            closing.changes.close();
+        })
         .await
 }

@@ -7,6 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use maas_store::{Millis, Store};
 
 use crate::api::{self, Resource};
+use crate::changes::Changes;
 use crate::http::oauth::NonceCache;
 use crate::power::{DirectPower, PowerControl};
 
@@ -95,6 +96,10 @@ pub struct Region {
     pub hub: crate::link::RackHub,
     /// Opened on first use: see [`Region::images`].
     images: tokio::sync::OnceCell<Arc<crate::service::images::Images>>,
+    /// Status and power changes, for the dashboard's live updates.
+    pub changes: Changes,
+    /// The dashboard's in-memory state (forms already submitted).
+    pub dashboard: crate::dashboard::State,
 }
 
 impl Region {
@@ -121,6 +126,8 @@ impl Region {
             api_hash,
             hub: crate::link::RackHub::new(),
             images: tokio::sync::OnceCell::new(),
+            changes: Changes::default(),
+            dashboard: crate::dashboard::State::default(),
         })
     }
 

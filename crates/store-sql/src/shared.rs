@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use maas_domain::{NodeStatus, NodeType, PowerState};
 use maas_store::{
     ExpiredNode, NewScriptResult, NodeToken, Script, ScriptResult, ScriptResultUpdate, ScriptSet, ScriptStore,
+    NodeGroup, NodeGroupCount, NodeListingStore, NodeQuery, NodeSort, Session, SessionStore,
     ApiToken, BlockDevice, BlockDeviceType, ConfigStore, Domain, Event, EventLevel, EventQuery,
     Fabric, GroupingStore, Interface, InterfaceType, Inventory, IpLink, IpRange, IpRangeFields,
     LinkMode, Millis, NetworkCatalog, NetworkStore, NewEvent, NewNode, NewToken, NewUser, Node,
@@ -2624,5 +2625,249 @@ impl Store for StoreImpl {
             .await
             .map_err(convert::backend)?;
         Ok(())
+    }
+}
+
+
+// ---------------------------------------------------------------------------
+// Dashboard: sessions, and sorted, grouped and counted node listings.
+// ---------------------------------------------------------------------------
+
+fn session_from_row(row: &DbRow) -> StoreResult<Session> {
+    Ok(Session {
+        key_hash: col!(row, "key_hash"),
+        user_id: col!(row, "user_id"),
+        csrf_token: col!(row, "csrf_token"),
+        created: col!(row, "created"),
+        expires: col!(row, "expires"),
+    })
+}
+
+#[async_trait]
+impl SessionStore for StoreImpl {
+    async fn create_session(&self, session: Session) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO sessions (key_hash, user_id, csrf_token, created, expires) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&session.key_hash)
+        .bind(session.user_id)
+        .bind(&session.csrf_token)
+        .bind(session.created)
+        .bind(session.expires)
+        .execute(&self.write)
+        .await
+        .map_err(convert::backend)?;
+        Ok(())
+    }
+
+    async fn session(&self, key_hash: &str, now: Millis) -> StoreResult<Option<(Session, User)>> {
+        let row = sqlx::query(
+            "SELECT s.key_hash AS key_hash, s.user_id AS user_id, s.csrf_token AS csrf_token, \
+             s.created AS created, s.expires AS expires FROM sessions s \
+             WHERE s.key_hash = $1 AND s.expires > $2",
+        )
+        .bind(key_hash)
+        .bind(now)
+        .fetch_optional(&self.read)
+        .await
+        .map_err(convert::backend)?;
+        let Some(row) = row else { return Ok(None) };
+        let session = session_from_row(&row)?;
+        let Some(user) = self.user_by_id(session.user_id).await? else {
+            return Ok(None);
+        };
+        Ok(Some((session, user)))
+    }
+
+    async fn delete_session(&self, key_hash: &str) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM sessions WHERE key_hash = $1")
+            .bind(key_hash)
+            .execute(&self.write)
+            .await
+            .map_err(convert::backend)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn delete_expired_sessions(&self, now: Millis) -> StoreResult<u64> {
+        let done = sqlx::query("DELETE FROM sessions WHERE expires <= $1")
+            .bind(now)
+            .execute(&self.write)
+            .await
+            .map_err(convert::backend)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn delete_user_sessions(&self, user_id: i64) -> StoreResult<u64> {
+        let done = sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+            .bind(user_id)
+            .execute(&self.write)
+            .await
+            .map_err(convert::backend)?;
+        Ok(done.rows_affected())
+    }
+}
+
+/// The SQL a listing is ordered or grouped by. Nullable text columns are
+/// coalesced to '' so both backends put "none" first.
+fn group_expression(group: NodeGroup) -> &'static str {
+    match group {
+        NodeGroup::Status => "n.status",
+        NodeGroup::Owner => "COALESCE(u.username, '')",
+        NodeGroup::Pool => "COALESCE(p.name, '')",
+        NodeGroup::Zone => "z.name",
+        NodeGroup::Architecture => "COALESCE(n.architecture, '')",
+        NodeGroup::PowerState => "n.power_state",
+    }
+}
+
+fn sort_expression(sort: NodeSort) -> &'static str {
+    match sort {
+        NodeSort::Hostname => "n.hostname",
+        NodeSort::Status => "n.status",
+        NodeSort::PowerState => "n.power_state",
+        NodeSort::Owner => "COALESCE(u.username, '')",
+        NodeSort::Pool => "COALESCE(p.name, '')",
+        NodeSort::Zone => "z.name",
+        NodeSort::Architecture => "COALESCE(n.architecture, '')",
+        NodeSort::CpuCount => "n.cpu_count",
+        NodeSort::Memory => "n.memory",
+        NodeSort::Disks => {
+            "(SELECT COUNT(*) FROM block_devices b WHERE b.node_id = n.id AND b.kind = 'physical')"
+        }
+        NodeSort::Storage => {
+            "(SELECT COALESCE(SUM(b.size), 0) FROM block_devices b \
+             WHERE b.node_id = n.id AND b.kind = 'physical')"
+        }
+    }
+}
+
+/// `%term%` for LIKE, lower-cased, with LIKE's wildcards escaped by `\`.
+fn like_pattern(term: &str) -> String {
+    let mut pattern = String::from("%");
+    for c in term.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
+/// The WHERE conditions of a listing: the filter plus its free-text terms.
+fn push_node_query<'a>(
+    qb: &mut QueryBuilder<'a, Db>,
+    query: &'a NodeQuery,
+    owned: &'a FilterValues,
+    patterns: &'a [String],
+) {
+    push_node_filter(qb, &query.filter, owned);
+    for pattern in patterns {
+        qb.push(" AND (LOWER(n.hostname) LIKE ");
+        qb.push_bind(pattern.as_str());
+        qb.push(" ESCAPE '\\' OR LOWER(n.system_id) LIKE ");
+        qb.push_bind(pattern.as_str());
+        qb.push(" ESCAPE '\\' OR LOWER(n.description) LIKE ");
+        qb.push_bind(pattern.as_str());
+        qb.push(" ESCAPE '\\')");
+    }
+}
+
+/// `FROM nodes n ...` with the joins the filters refer to.
+fn node_from() -> &'static str {
+    // NODE_SELECT is "SELECT <columns> FROM <joins>"; its FROM clause is the
+    // only " FROM " at the top level, and the columns hold none.
+    NODE_SELECT
+        .find(" FROM nodes n")
+        .map(|at| &NODE_SELECT[at..])
+        .unwrap_or(" FROM nodes n")
+}
+
+#[async_trait]
+impl NodeListingStore for StoreImpl {
+    async fn node_page(&self, query: &NodeQuery, offset: i64, limit: i64) -> StoreResult<Vec<Node>> {
+        let owned = FilterValues::new(&query.filter);
+        let patterns: Vec<String> = query.text.iter().map(|t| like_pattern(t)).collect();
+        let mut qb = QueryBuilder::<Db>::new(NODE_SELECT);
+        qb.push(" WHERE 1 = 1");
+        push_node_query(&mut qb, query, &owned, &patterns);
+        let direction = if query.descending { " DESC" } else { " ASC" };
+        qb.push(" ORDER BY ");
+        if let Some(group) = query.group {
+            qb.push(group_expression(group));
+            qb.push(" ASC, ");
+        }
+        qb.push(sort_expression(query.sort));
+        qb.push(direction);
+        qb.push(", n.id");
+        qb.push(direction);
+        qb.push(" LIMIT ");
+        qb.push_bind(limit);
+        qb.push(" OFFSET ");
+        qb.push_bind(offset);
+        let rows = qb
+            .build()
+            .persistent(false)
+            .fetch_all(&self.read)
+            .await
+            .map_err(convert::backend)?;
+        let mut nodes = rows.iter().map(node_from_row).collect::<StoreResult<Vec<_>>>()?;
+        self.fill_nodes(&mut nodes).await?;
+        Ok(nodes)
+    }
+
+    async fn node_count(&self, query: &NodeQuery) -> StoreResult<i64> {
+        let owned = FilterValues::new(&query.filter);
+        let patterns: Vec<String> = query.text.iter().map(|t| like_pattern(t)).collect();
+        let mut qb = QueryBuilder::<Db>::new("SELECT COUNT(*) AS n");
+        qb.push(node_from());
+        qb.push(" WHERE 1 = 1");
+        push_node_query(&mut qb, query, &owned, &patterns);
+        let row = qb
+            .build()
+            .persistent(false)
+            .fetch_one(&self.read)
+            .await
+            .map_err(convert::backend)?;
+        Ok(col!(row, "n"))
+    }
+
+    async fn node_group_counts(
+        &self,
+        query: &NodeQuery,
+        group: NodeGroup,
+    ) -> StoreResult<Vec<NodeGroupCount>> {
+        let owned = FilterValues::new(&query.filter);
+        let patterns: Vec<String> = query.text.iter().map(|t| like_pattern(t)).collect();
+        let expression = group_expression(group);
+        let mut qb = QueryBuilder::<Db>::new("SELECT ");
+        qb.push(expression);
+        qb.push(" AS k, COUNT(*) AS c");
+        qb.push(node_from());
+        qb.push(" WHERE 1 = 1");
+        push_node_query(&mut qb, query, &owned, &patterns);
+        qb.push(" GROUP BY ");
+        qb.push(expression);
+        qb.push(" ORDER BY ");
+        qb.push(expression);
+        let rows = qb
+            .build()
+            .persistent(false)
+            .fetch_all(&self.read)
+            .await
+            .map_err(convert::backend)?;
+        let mut counts = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let key = if group == NodeGroup::Status {
+                let number: i64 = col!(row, "k");
+                Some(number.to_string())
+            } else {
+                let text: String = col!(row, "k");
+                (!text.is_empty()).then_some(text)
+            };
+            counts.push(NodeGroupCount { key, count: col!(row, "c") });
+        }
+        Ok(counts)
     }
 }

@@ -26,7 +26,7 @@ macro_rules! store_suite {
             delete_user_transfers_nodes, scripts_and_results, node_tokens, timers,
             previous_status_kept, match_none, controllers_services_and_links,
             static_addresses_and_leases, boot_resources_sets_and_files,
-            boot_sources_and_selections
+            boot_sources_and_selections, sessions, node_listing_sort_group_count
         );
     };
     (@cases $factory:expr; $($case:ident),* $(,)?) => {
@@ -1529,6 +1529,315 @@ pub mod cases {
                 .unwrap()
                 .len(),
             1
+        );
+    }
+
+    pub async fn sessions(store: Arc<dyn Store>) {
+        let alice = user(&store, "sess-alice", false).await;
+        let bob = user(&store, "sess-bob", false).await;
+        let session = |key: &str, user_id: i64, expires: Millis| Session {
+            key_hash: key.to_owned(),
+            user_id,
+            csrf_token: format!("csrf-{key}"),
+            created: 1_000,
+            expires,
+        };
+        store
+            .create_session(session("k1", alice.id, 10_000))
+            .await
+            .unwrap();
+        store
+            .create_session(session("k2", alice.id, 20_000))
+            .await
+            .unwrap();
+        store
+            .create_session(session("k3", bob.id, 5_000))
+            .await
+            .unwrap();
+        assert!(matches!(
+            store.create_session(session("k1", bob.id, 10_000)).await,
+            Err(StoreError::Conflict { .. })
+        ));
+        let (found, owner) = store.session("k1", 9_999).await.unwrap().unwrap();
+        assert_eq!(found, session("k1", alice.id, 10_000));
+        assert_eq!(owner.username, "sess-alice");
+        assert!(
+            store.session("k1", 10_000).await.unwrap().is_none(),
+            "expired"
+        );
+        assert!(store.session("nope", 0).await.unwrap().is_none());
+
+        assert_eq!(store.delete_expired_sessions(10_000).await.unwrap(), 2);
+        assert!(store.session("k2", 0).await.unwrap().is_some());
+        assert!(store.delete_session("k2").await.unwrap());
+        assert!(!store.delete_session("k2").await.unwrap());
+
+        store
+            .create_session(session("k4", bob.id, 50_000))
+            .await
+            .unwrap();
+        store
+            .create_session(session("k5", bob.id, 50_000))
+            .await
+            .unwrap();
+        assert_eq!(store.delete_user_sessions(bob.id).await.unwrap(), 2);
+        // Deleting a user takes their sessions with them.
+        store
+            .create_session(session("k6", alice.id, 50_000))
+            .await
+            .unwrap();
+        store.delete_user(alice.id, None).await.unwrap();
+        assert!(store.session("k6", 0).await.unwrap().is_none());
+    }
+
+    pub async fn node_listing_sort_group_count(store: Arc<dyn Store>) {
+        let owner = user(&store, "list-owner", false).await;
+        let pool = store.create_pool("list-pool", "", 1).await.unwrap();
+        // (hostname, cpus, memory, disk sizes, owned, status, in list-pool)
+        type Spec = (
+            &'static str,
+            i64,
+            i64,
+            &'static [i64],
+            bool,
+            NodeStatus,
+            bool,
+        );
+        let specs: [Spec; 5] = [
+            (
+                "delta",
+                8,
+                4096,
+                &[100, 200],
+                false,
+                NodeStatus::Ready,
+                false,
+            ),
+            ("alpha", 2, 8192, &[500], true, NodeStatus::Deployed, true),
+            ("charlie", 4, 1024, &[], false, NodeStatus::New, false),
+            (
+                "Bravo-50%",
+                16,
+                2048,
+                &[50, 50, 50],
+                false,
+                NodeStatus::Ready,
+                true,
+            ),
+            ("echo", 1, 512, &[1000], true, NodeStatus::Deployed, false),
+        ];
+        for (i, (hostname, cpus, memory, disks, owned, status, in_pool)) in specs.iter().enumerate()
+        {
+            let mut new = new_node(
+                &format!("list{i:02}"),
+                hostname,
+                &[&format!("52:54:00:00:09:{i:02}")],
+            );
+            new.description = format!("machine number {i}");
+            new.status = *status;
+            new.owner_id = owned.then_some(owner.id);
+            new.pool_id = Some(if *in_pool { pool.id } else { DEFAULT_POOL_ID });
+            let node = store.create_node(new).await.unwrap();
+            let inventory = Inventory {
+                cpu_count: *cpus,
+                memory: *memory,
+                block_devices: disks
+                    .iter()
+                    .enumerate()
+                    .map(|(d, size)| NewBlockDevice {
+                        name: format!("sd{d}"),
+                        kind: BlockDeviceType::Physical,
+                        model: None,
+                        serial: None,
+                        id_path: None,
+                        size: *size,
+                        block_size: 512,
+                        tags: vec![],
+                        uuid: None,
+                        firmware_version: None,
+                        numa_node: None,
+                        partition_table_type: None,
+                        filesystem: None,
+                        partitions: vec![],
+                        boot: d == 0,
+                    })
+                    .collect(),
+                ..Inventory::default()
+            };
+            store
+                .set_inventory(node.id, inventory, 3_000)
+                .await
+                .unwrap();
+        }
+        let hostnames =
+            |nodes: Vec<Node>| -> Vec<String> { nodes.into_iter().map(|n| n.hostname).collect() };
+        let query = |sort: NodeSort, descending: bool| NodeQuery {
+            sort,
+            descending,
+            ..NodeQuery::default()
+        };
+        assert_eq!(
+            hostnames(
+                store
+                    .node_page(&query(NodeSort::CpuCount, false), 0, 10)
+                    .await
+                    .unwrap()
+            ),
+            ["echo", "alpha", "charlie", "delta", "Bravo-50%"]
+        );
+        assert_eq!(
+            hostnames(
+                store
+                    .node_page(&query(NodeSort::Memory, true), 0, 10)
+                    .await
+                    .unwrap()
+            ),
+            ["alpha", "delta", "Bravo-50%", "charlie", "echo"]
+        );
+        assert_eq!(
+            hostnames(
+                store
+                    .node_page(&query(NodeSort::Storage, false), 0, 10)
+                    .await
+                    .unwrap()
+            ),
+            ["charlie", "Bravo-50%", "delta", "alpha", "echo"]
+        );
+        assert_eq!(
+            hostnames(
+                store
+                    .node_page(&query(NodeSort::Disks, true), 0, 2)
+                    .await
+                    .unwrap()
+            ),
+            ["Bravo-50%", "delta"]
+        );
+        // Paging by offset walks the same order.
+        assert_eq!(
+            hostnames(
+                store
+                    .node_page(&query(NodeSort::CpuCount, false), 2, 2)
+                    .await
+                    .unwrap()
+            ),
+            ["charlie", "delta"]
+        );
+        // Pages carry their hardware like every other listing.
+        let page = store
+            .node_page(&query(NodeSort::Storage, true), 0, 1)
+            .await
+            .unwrap();
+        assert_eq!(page[0].block_devices.len(), 1);
+
+        // Grouping orders by the group first; counts come per group in that order.
+        let grouped = NodeQuery {
+            group: Some(NodeGroup::Status),
+            sort: NodeSort::CpuCount,
+            ..NodeQuery::default()
+        };
+        assert_eq!(
+            hostnames(store.node_page(&grouped, 0, 10).await.unwrap()),
+            ["charlie", "delta", "Bravo-50%", "echo", "alpha"]
+        );
+        let counts = store
+            .node_group_counts(&grouped, NodeGroup::Status)
+            .await
+            .unwrap();
+        let expected: Vec<NodeGroupCount> = [
+            (NodeStatus::New, 1),
+            (NodeStatus::Ready, 2),
+            (NodeStatus::Deployed, 2),
+        ]
+        .into_iter()
+        .map(|(status, count)| NodeGroupCount {
+            key: Some(status.number().to_string()),
+            count,
+        })
+        .collect();
+        assert_eq!(counts, expected);
+        let by_owner = store
+            .node_group_counts(&grouped, NodeGroup::Owner)
+            .await
+            .unwrap();
+        assert_eq!(
+            by_owner,
+            [
+                NodeGroupCount {
+                    key: None,
+                    count: 3
+                },
+                NodeGroupCount {
+                    key: Some("list-owner".into()),
+                    count: 2
+                },
+            ]
+        );
+        let by_pool = store
+            .node_group_counts(&grouped, NodeGroup::Pool)
+            .await
+            .unwrap();
+        assert_eq!(
+            by_pool,
+            [
+                NodeGroupCount {
+                    key: Some("default".into()),
+                    count: 3
+                },
+                NodeGroupCount {
+                    key: Some("list-pool".into()),
+                    count: 2
+                },
+            ]
+        );
+
+        // Free text: case-insensitive substrings of hostname, system_id or
+        // description; LIKE wildcards in a term are literal.
+        let text = |terms: &[&str]| NodeQuery {
+            text: terms.iter().map(|t| (*t).to_owned()).collect(),
+            ..NodeQuery::default()
+        };
+        assert_eq!(
+            hostnames(store.node_page(&text(&["BRAVO"]), 0, 10).await.unwrap()),
+            ["Bravo-50%"]
+        );
+        assert_eq!(store.node_count(&text(&["50%"])).await.unwrap(), 1);
+        assert_eq!(store.node_count(&text(&["5_%"])).await.unwrap(), 0);
+        assert_eq!(store.node_count(&text(&["list0"])).await.unwrap(), 5);
+        assert_eq!(store.node_count(&text(&["number 3"])).await.unwrap(), 1);
+        assert_eq!(
+            store.node_count(&text(&["har", "li"])).await.unwrap(),
+            1,
+            "charlie"
+        );
+
+        // Filters apply to pages, counts and groups alike.
+        let visible = NodeQuery {
+            filter: NodeFilter {
+                statuses: vec![NodeStatus::Ready, NodeStatus::Deployed],
+                pools: vec!["list-pool".into()],
+                ..NodeFilter::default()
+            },
+            ..NodeQuery::default()
+        };
+        assert_eq!(store.node_count(&visible).await.unwrap(), 2);
+        assert_eq!(
+            hostnames(store.node_page(&visible, 0, 10).await.unwrap()),
+            ["Bravo-50%", "alpha"]
+        );
+        let none = NodeQuery {
+            filter: NodeFilter {
+                match_none: true,
+                ..NodeFilter::default()
+            },
+            ..NodeQuery::default()
+        };
+        assert_eq!(store.node_count(&none).await.unwrap(), 0);
+        assert!(
+            store
+                .node_group_counts(&none, NodeGroup::Zone)
+                .await
+                .unwrap()
+                .is_empty()
         );
     }
 }

@@ -273,6 +273,40 @@ pub trait ScriptStore: Send + Sync {
     ) -> StoreResult<Vec<ExpiredNode>>;
 }
 
+/// Dashboard login sessions (api.md §2.7), keyed by a hash of the session key.
+#[async_trait]
+pub trait SessionStore: Send + Sync {
+    async fn create_session(&self, session: Session) -> StoreResult<()>;
+    /// The session with this key hash and its user, if it has not expired
+    /// by `now`.
+    async fn session(&self, key_hash: &str, now: Millis) -> StoreResult<Option<(Session, User)>>;
+    /// Returns false when there was no such session.
+    async fn delete_session(&self, key_hash: &str) -> StoreResult<bool>;
+    /// Removes every session that expired at or before `now`.
+    async fn delete_expired_sessions(&self, now: Millis) -> StoreResult<u64>;
+    /// Removes every session of a user (on a password change, say).
+    async fn delete_user_sessions(&self, user_id: i64) -> StoreResult<u64>;
+}
+
+/// Node listings as the dashboard pages them: sorted, grouped and counted
+/// in the database, so a page of 10,000 machines costs one page of rows.
+#[async_trait]
+pub trait NodeListingStore: Send + Sync {
+    /// Up to `limit` matching nodes from `offset`, in the query's order (the
+    /// group column first, then the sort column, then the internal id).
+    async fn node_page(&self, query: &NodeQuery, offset: i64, limit: i64)
+    -> StoreResult<Vec<Node>>;
+    /// How many nodes match the query's filter and text.
+    async fn node_count(&self, query: &NodeQuery) -> StoreResult<i64>;
+    /// Matching nodes per value of `group`, in the order `node_page` lists
+    /// the groups (ascending).
+    async fn node_group_counts(
+        &self,
+        query: &NodeQuery,
+        group: NodeGroup,
+    ) -> StoreResult<Vec<NodeGroupCount>>;
+}
+
 /// Everything the region stores. Held as `Arc<dyn Store>`.
 #[async_trait]
 pub trait Store:
@@ -282,6 +316,8 @@ pub trait Store:
     + NetworkStore
     + NodeStore
     + ScriptStore
+    + SessionStore
+    + NodeListingStore
     + RackStore
     + BootResourceStore
 {

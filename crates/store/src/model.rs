@@ -874,3 +874,68 @@ pub struct ExpiredNode {
     pub status: maas_domain::NodeStatus,
     pub status_expires: Millis,
 }
+
+/// A logged-in dashboard session (api.md §2.7). Only a hash of the session
+/// key (the `sessionid` cookie) is stored, so a copy of the database can't
+/// be used to take over sessions.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Session {
+    pub key_hash: String,
+    pub user_id: i64,
+    /// The `csrftoken` the session was given; unsafe requests must echo it.
+    pub csrf_token: String,
+    pub created: Millis,
+    pub expires: Millis,
+}
+
+/// A node listing for the dashboard: a filter, free-text terms, an order and
+/// an optional grouping that is ordered first.
+#[derive(Clone, Debug, Default)]
+pub struct NodeQuery {
+    pub filter: NodeFilter,
+    /// Every term must match the hostname, the system_id or the description
+    /// (case-insensitive substring).
+    pub text: Vec<String>,
+    pub group: Option<NodeGroup>,
+    pub sort: NodeSort,
+    pub descending: bool,
+}
+
+/// Columns a node listing can be ordered by.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum NodeSort {
+    #[default]
+    Hostname,
+    Status,
+    PowerState,
+    Owner,
+    Pool,
+    Zone,
+    Architecture,
+    CpuCount,
+    Memory,
+    /// Number of physical block devices.
+    Disks,
+    /// Total size of physical block devices.
+    Storage,
+}
+
+/// Columns a node listing can be grouped by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NodeGroup {
+    Status,
+    Owner,
+    Pool,
+    Zone,
+    Architecture,
+    PowerState,
+}
+
+/// One group of a grouped listing: its key (the status number as text for
+/// [`NodeGroup::Status`], the name otherwise; `None` for no owner or pool)
+/// and how many nodes match in it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeGroupCount {
+    pub key: Option<String>,
+    pub count: i64,
+}

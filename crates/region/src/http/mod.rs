@@ -65,6 +65,9 @@ async fn route(region: Arc<Region>, request: Request) -> Response {
         let rest = rest.to_owned();
         return crate::api::metadata::route(region, request, rest).await;
     }
+    if path == "/MAAS/r" || path.starts_with("/MAAS/r/") {
+        return crate::dashboard::route(region, request).await;
+    }
     if let Some(rest) = path.strip_prefix("/MAAS/boot-resources/") {
         let rest = rest.to_owned();
         return crate::api::boot_resources::serve(region, request.method(), &rest).await;
@@ -88,6 +91,9 @@ async fn route(region: Arc<Region>, request: Request) -> Response {
     match path.as_str() {
         "/MAAS/api/version/" => response::text(StatusCode::OK, "2.0"),
         "/MAAS/accounts/authenticate/" => crate::api::account::authenticate(region, request).await,
+        "/MAAS/accounts/login/" => crate::dashboard::session::login(region, request).await,
+        "/MAAS/accounts/logout/" => crate::dashboard::session::logout(region, request).await,
+        "/MAAS/account/csrf/" => crate::dashboard::session::csrf(region, request).await,
         "/MAAS/api/2.0" => redirect(&format!("{path}/"), request.uri().query()),
         _ if path.starts_with("/MAAS/api/1.0") => response::text(
             StatusCode::GONE,
@@ -240,7 +246,16 @@ async fn api(region: Arc<Region>, request: Request, rest: String) -> Response {
         .headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let user = match authenticate(&region, authorization, &query_params, &form.fields).await {
+    let user = match authenticate_request(
+        &region,
+        &parts.headers,
+        &method,
+        authorization,
+        &query_params,
+        &form.fields,
+    )
+    .await
+    {
         Ok(user) => user,
         Err(error) => return with_api_headers(&region, error.into_response()),
     };
@@ -354,6 +369,23 @@ fn method_name(method: &Method) -> &'static str {
         Method::DELETE => "DELETE",
         _ => "OPTIONS",
     }
+}
+
+/// Finds the user behind an API request (api.md §2.3): a logged-in session
+/// first (CSRF checked for unsafe methods when a session cookie is sent,
+/// §2.7), then OAuth.
+pub async fn authenticate_request(
+    region: &Region,
+    headers: &HeaderMap,
+    method: &Method,
+    authorization: Option<&str>,
+    query: &Params,
+    form: &Params,
+) -> Result<Option<Arc<User>>, ServiceError> {
+    if let Some(user) = crate::dashboard::session::api_user(region, headers, method).await? {
+        return Ok(Some(user));
+    }
+    authenticate(region, authorization, query, form).await
 }
 
 /// Finds the user behind a request's OAuth parameters. `Ok(None)` is an

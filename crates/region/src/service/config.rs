@@ -203,3 +203,81 @@ pub async fn set(store: &dyn Store, name: &str, value: &str) -> ServiceResult<()
     tracing::info!(name = key.name, "configuration changed");
     Ok(())
 }
+
+/// Sets several keys at once, as a settings form submits them: an admin
+/// only; every value is validated as [`set`] validates it, and nothing is
+/// stored unless all are valid (the errors name each bad key). Keys whose
+/// value is unchanged are not written. Returns how many were written.
+pub async fn set_many(
+    store: &dyn Store,
+    caller: &maas_store::User,
+    values: &[(String, String)],
+) -> ServiceResult<usize> {
+    if !caller.is_superuser {
+        return Err(ServiceError::admin_only());
+    }
+    let mut errors = crate::error::FieldErrors::new();
+    for (name, value) in values {
+        if let Err(error) = validate(name, value) {
+            match error {
+                ServiceError::Validation(map) => {
+                    for (field, messages) in map {
+                        for message in messages {
+                            errors.add(&field, message);
+                        }
+                    }
+                }
+                other => return Err(other),
+            }
+        }
+    }
+    errors.check()?;
+    let mut written = 0;
+    for (name, value) in values {
+        let current = get(store, name).await?;
+        if current != validate(name, value)? {
+            set(store, name, value).await?;
+            written += 1;
+        }
+    }
+    Ok(written)
+}
+
+/// The JSON value `set` would store for `value`, or its field error.
+fn validate(name: &str, value: &str) -> ServiceResult<Value> {
+    let key = lookup(name).ok_or_else(|| {
+        ServiceError::field(
+            name,
+            format!("Select a valid choice. {name} is not one of the available choices."),
+        )
+    })?;
+    let invalid = |why: String| ServiceError::field(key.name, why);
+    Ok(match key.kind {
+        Kind::Text => Value::String(value.to_owned()),
+        Kind::OptionalText if value.is_empty() => Value::Null,
+        Kind::OptionalText => Value::String(value.to_owned()),
+        Kind::Bool => Value::Bool(
+            maas_domain::parse_bool(value)
+                .map_err(|_| invalid(format!("'{value}' value must be either True or False.")))?,
+        ),
+        Kind::Int => Value::from(
+            value
+                .trim()
+                .parse::<i64>()
+                .map_err(|_| invalid("Enter a whole number.".to_owned()))?,
+        ),
+        Kind::Choice(choices) => {
+            if !choices.contains(&value) {
+                return Err(invalid(format!(
+                    "Select a valid choice. {value} is not one of the available choices."
+                )));
+            }
+            Value::String(value.to_owned())
+        }
+    })
+}
+
+/// The kind of a known key, for forms.
+pub fn kind(name: &str) -> Option<Kind> {
+    lookup(name).map(|k| k.kind)
+}

@@ -188,7 +188,9 @@ pub async fn transition(
         region.store.delete_node_token(node.id).await?;
     }
     tracing::info!(system_id = %node.system_id, from = %node.status, to = %to, "status changed");
-    reread(region, &node.system_id).await
+    let updated = reread(region, &node.system_id).await?;
+    region.changes.node(&updated);
+    Ok(updated)
 }
 
 /// The status-message event MAAS records on entering a status.
@@ -256,6 +258,7 @@ async fn handle_power_result(
                         },
                     )
                     .await?;
+                region.changes.power(node, state);
             }
             let what = match request {
                 PowerRequest::On | PowerRequest::Cycle => "Powered on",
@@ -312,6 +315,7 @@ async fn handle_power_result(
                     },
                 )
                 .await?;
+            region.changes.power(&current, PowerState::Error);
             let Some(old) = revert_to else { return Ok(()) };
             let target = match current.status {
                 NodeStatus::Releasing | NodeStatus::DiskErasing => {
@@ -1291,6 +1295,7 @@ pub async fn query_power_state(region: &Region, node: &Node) -> ServiceResult<Po
                     },
                 )
                 .await?;
+            region.changes.power(node, state);
             Ok(state)
         }
         Ok(None) => Ok(PowerState::Unknown),

@@ -1,5 +1,5 @@
 //! Services: the region's business rules, called by the REST handlers and
-//! (later) the dashboard. They take typed inputs and the calling user, and
+//! the dashboard. They take typed inputs and the calling user, and
 //! return records or a `ServiceError`; they know nothing of HTTP.
 
 pub mod allocation;
@@ -9,6 +9,8 @@ pub mod grouping;
 pub mod images;
 pub mod inventory;
 pub mod lifecycle;
+pub mod machine_actions;
+pub mod machine_search;
 pub mod machines;
 pub mod metadata;
 pub mod network;

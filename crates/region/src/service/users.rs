@@ -66,6 +66,55 @@ pub async fn create_user(
     Ok(user)
 }
 
+/// Creates a user from the dashboard's form: an admin only, with the
+/// API's required fields (`username`, `email`, `password`) as field errors.
+pub async fn create_from_form(
+    store: &dyn Store,
+    caller: &User,
+    params: &crate::http::params::Params,
+    now: i64,
+) -> ServiceResult<User> {
+    if !caller.is_superuser {
+        return Err(ServiceError::admin_only());
+    }
+    let mut errors = crate::error::FieldErrors::new();
+    let mut required = |name: &str| -> String {
+        let value = params.get(name).unwrap_or("").trim().to_owned();
+        if value.is_empty() {
+            errors.add(name, "This field is required.");
+        }
+        value
+    };
+    let username = required("username");
+    let email = required("email");
+    let password = params.get("password").unwrap_or("").to_owned();
+    if password.is_empty() {
+        errors.add("password", "This field is required.");
+    }
+    let is_superuser = match params.get("is_superuser").unwrap_or("false") {
+        "" => false,
+        value => maas_domain::parse_bool(value).unwrap_or_else(|_| {
+            errors.add(
+                "is_superuser",
+                format!("'{value}' value must be either True or False."),
+            );
+            false
+        }),
+    };
+    errors.check()?;
+    create_user(
+        store,
+        NewUserInput {
+            username: &username,
+            email: &email,
+            password: Some(&password),
+            is_superuser,
+        },
+        now,
+    )
+    .await
+}
+
 pub async fn user_by_name(store: &dyn Store, username: &str) -> ServiceResult<User> {
     store
         .user_by_username(username)

@@ -13,6 +13,8 @@ mod mirror;
 
 mod auth;
 mod boot_resources;
+mod browser;
+mod dashboard;
 mod describe;
 mod dispatch;
 mod lifecycle;
