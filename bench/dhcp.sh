@@ -6,7 +6,7 @@
 #   rack   our DhcpServer (maas-rack-bench dhcp), lease log synced (fdatasync) before replies
 #   kea    Kea memfile, persist true, lfc-interval 0, INFO log to a file (shared/lab/perf config)
 #   dhcpd  ISC dhcpd, leases file, ping-check false, -d log to a file
-# Knobs: RATES, PERIOD (s per step, 10), CLIENTS (60000), STOP_DROP_PCT (5), PIN (none), KEEP=1
+# Knobs: RACK_FLAGS (extra flags for maas-rack-bench dhcp, e.g. --no-fsync), RATES, PERIOD (s per step, 10), CLIENTS (60000), STOP_DROP_PCT (5), PIN (none), KEEP=1
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
@@ -25,6 +25,7 @@ mkdir -p "$RUNROOT" "$(dirname "$TSV")"
 command -v perfdhcp >/dev/null || { echo "perfdhcp missing: run scripts/deps/rackbench.sh" >&2; exit 1; }
 rb_pin_setup
 rb_netns_up
+rb_port_free udp 67
 rb_cg_init
 SRV_PID=
 cleanup() { rb_kill "$SRV_PID"; rb_cg_done; }
@@ -83,7 +84,7 @@ start_server() {    # $1 = run dir; sets SRV_PID
   local d=$1
   case $SERVER in
   rack)
-    srv_exec "$RB_BIN" dhcp --backend "$d/rackbench-backend.toml" --state-dir "$d/state" \
+    srv_exec "$RB_BIN" dhcp --backend "$d/rackbench-backend.toml" --state-dir "$d/state" ${RACK_FLAGS:-} \
       >"$d/server.out" 2>&1 & ;;
   kea)
     srv_exec env KEA_PIDFILE_DIR="$d" KEA_LOCKFILE_DIR="$d" kea-dhcp4 -c "$d/kea.json" \

@@ -29,6 +29,7 @@ mkdir -p "$RUNDIR" "$ROOT" "$(dirname "$TSV")"
 
 rb_pin_setup
 rb_netns_up
+rb_port_free tcp "$PORT"
 rb_cg_init
 in_lo() { ip netns exec "$RB_NS_SRV" ${CLI_PIN[@]+"${CLI_PIN[@]}"} "$@"; }
 

@@ -73,6 +73,18 @@ rb_wait_port() {
   echo "nothing listening on $proto/$port in $RB_NS_SRV" >&2; return 1
 }
 
+# Fails if something already listens on $1 (udp|tcp) port $2 in the server namespace: a
+# leftover server would answer beside the one being measured.
+rb_port_free() {
+  local proto=$1 port=$2 flag
+  [ "$proto" = udp ] && flag=-ulnp || flag=-tlnp
+  if in_srv ss $flag "sport = :$port" | grep -q ":$port"; then
+    echo "something already listens on $proto/$port in $RB_NS_SRV:" >&2
+    in_srv ss $flag "sport = :$port" >&2
+    return 1
+  fi
+}
+
 RB_CG=${RB_CG:-/sys/fs/cgroup/cpuacct/maas-rackbench}
 rb_cg_init() {
   RB_CG_OK=0

@@ -26,6 +26,7 @@ mkdir -p "$RUNDIR" "$ROOT" "$SCRATCH" "$(dirname "$TSV")"
 
 rb_pin_setup
 rb_netns_up
+rb_port_free udp 69
 rb_cg_init
 
 mkfile() { local f=$ROOT/$1 n=$2
