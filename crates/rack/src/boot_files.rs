@@ -3,7 +3,7 @@
 
 use std::net::IpAddr;
 use std::path::{Component, Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use maas_boot_policy::{
     BootParams, ConfigRequest, Loader, Lookup, Transport, grub_preloader, ipxe_preloader,
@@ -60,11 +60,32 @@ pub enum ResolveError {
 pub struct BootFiles {
     config: BootFilesConfig,
     backend: Arc<dyn BootBackend>,
+    /// The roots' canonical paths, found once they exist (saves a `realpath` per request).
+    canonical_root: OnceLock<PathBuf>,
+    canonical_images: OnceLock<PathBuf>,
 }
 
 impl BootFiles {
     pub fn new(config: BootFilesConfig, backend: Arc<dyn BootBackend>) -> BootFiles {
-        BootFiles { config, backend }
+        BootFiles {
+            config,
+            backend,
+            canonical_root: OnceLock::new(),
+            canonical_images: OnceLock::new(),
+        }
+    }
+
+    fn canonical(&self, root: &Path) -> Option<PathBuf> {
+        let cell = if root == self.config.root {
+            &self.canonical_root
+        } else {
+            &self.canonical_images
+        };
+        if let Some(found) = cell.get() {
+            return Some(found.clone());
+        }
+        let found = root.canonicalize().ok()?;
+        Some(cell.get_or_init(|| found).clone())
     }
 
     pub fn config(&self) -> &BootFilesConfig {
@@ -97,7 +118,10 @@ impl BootFiles {
             ),
         };
         for root in roots.into_iter().flatten() {
-            if let Some(found) = safe_lookup(root, relative, &path)? {
+            let Some(real_root) = self.canonical(root) else {
+                continue;
+            };
+            if let Some(found) = safe_lookup(root, &real_root, relative, &path)? {
                 return Ok(found);
             }
         }
@@ -186,7 +210,12 @@ impl BootFiles {
 
 /// Looks `relative` up under `root`, refusing `..`, absolute paths and symlinks that lead
 /// outside. `Ok(None)` when there is no such regular file.
-fn safe_lookup(root: &Path, relative: &str, shown: &str) -> Result<Option<Resolved>, ResolveError> {
+fn safe_lookup(
+    root: &Path,
+    real_root: &Path,
+    relative: &str,
+    shown: &str,
+) -> Result<Option<Resolved>, ResolveError> {
     let escape = || ResolveError::Escape {
         path: shown.to_owned(),
     };
@@ -206,10 +235,7 @@ fn safe_lookup(root: &Path, relative: &str, shown: &str) -> Result<Option<Resolv
     let Ok(real) = joined.canonicalize() else {
         return Ok(None);
     };
-    let Ok(real_root) = root.canonicalize() else {
-        return Ok(None);
-    };
-    if !real.starts_with(&real_root) {
+    if !real.starts_with(real_root) {
         return Err(escape());
     }
     match std::fs::metadata(&real) {

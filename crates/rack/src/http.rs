@@ -4,11 +4,12 @@
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
@@ -18,7 +19,6 @@ use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use thiserror::Error;
-use tokio::io::{AsyncRead, AsyncSeekExt, ReadBuf};
 use tokio::net::TcpListener;
 use tracing::{Instrument, debug, info, warn};
 
@@ -237,24 +237,33 @@ async fn file_response(
     let body = if head_only {
         BootBody::Empty
     } else {
-        let mut file = match tokio::fs::File::open(&path).await {
+        // Boot files are read with plain reads on the serving thread, as nginx does without
+        // thread pools: they come from the page cache, and a hop to a blocking pool per
+        // chunk costs more than the read.
+        let file = match std::fs::File::open(&path) {
             Ok(file) => file,
             Err(error) => {
                 debug!(%error, path = %path.display(), "cannot open boot file");
                 return plain(StatusCode::NOT_FOUND, "not found\n");
             }
         };
-        if start > 0
-            && let Err(error) = file.seek(io::SeekFrom::Start(start)).await
-        {
-            warn!(%error, path = %path.display(), "cannot seek boot file");
-            return plain(StatusCode::INTERNAL_SERVER_ERROR, "read error\n");
-        }
-        BootBody::File(FileBody {
+        let mut body = FileBody {
             file,
+            offset: start,
             remaining: end - start,
-            buffer: vec![0u8; 256 * 1024],
-        })
+        };
+        if body.remaining <= SMALL_FILE {
+            // Small files (loaders, scripts) go out as one piece.
+            match body.next_chunk() {
+                Ok(bytes) => BootBody::Full(Some(bytes)),
+                Err(error) => {
+                    warn!(%error, path = %path.display(), "cannot read boot file");
+                    return plain(StatusCode::INTERNAL_SERVER_ERROR, "read error\n");
+                }
+            }
+        } else {
+            BootBody::File(body)
+        }
     };
     let mut response = Response::new(body);
     *response.status_mut() = status;
@@ -371,9 +380,39 @@ pub enum BootBody {
 }
 
 pub struct FileBody {
-    file: tokio::fs::File,
+    file: std::fs::File,
+    offset: u64,
     remaining: u64,
-    buffer: Vec<u8>,
+}
+
+/// Bodies up to this size are read at once.
+const SMALL_FILE: u64 = 256 * 1024;
+/// Bytes read per frame of a large body.
+const CHUNK: usize = 256 * 1024;
+
+impl FileBody {
+    fn next_chunk(&mut self) -> io::Result<Bytes> {
+        // CHUNK >= SMALL_FILE, so a small body is one chunk.
+        let want = usize::try_from(self.remaining)
+            .unwrap_or(usize::MAX)
+            .min(CHUNK);
+        let mut buffer = vec![0u8; want];
+        let mut filled = 0;
+        while filled < want {
+            match self.file.read_at(&mut buffer[filled..], self.offset) {
+                // The file shrank under us: end the body short rather than hang.
+                Ok(0) => return Err(io::Error::from(io::ErrorKind::UnexpectedEof)),
+                Ok(read) => {
+                    filled += read;
+                    self.offset += read as u64;
+                }
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) => return Err(error),
+            }
+        }
+        self.remaining -= filled as u64;
+        Ok(Bytes::from(buffer))
+    }
 }
 
 impl Body for BootBody {
@@ -382,7 +421,7 @@ impl Body for BootBody {
 
     fn poll_frame(
         self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
+        _cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
         match self.get_mut() {
             BootBody::Empty => Poll::Ready(None),
@@ -391,18 +430,7 @@ impl Body for BootBody {
                 if body.remaining == 0 {
                     return Poll::Ready(None);
                 }
-                let want = usize::try_from(body.remaining)
-                    .unwrap_or(usize::MAX)
-                    .min(body.buffer.len());
-                let mut read = ReadBuf::new(&mut body.buffer[..want]);
-                ready!(Pin::new(&mut body.file).poll_read(cx, &mut read))?;
-                let filled = read.filled();
-                if filled.is_empty() {
-                    // The file shrank under us: end the body short rather than hang.
-                    return Poll::Ready(Some(Err(io::Error::from(io::ErrorKind::UnexpectedEof))));
-                }
-                body.remaining -= filled.len() as u64;
-                Poll::Ready(Some(Ok(Frame::data(Bytes::copy_from_slice(filled)))))
+                Poll::Ready(Some(body.next_chunk().map(Frame::data)))
             }
         }
     }
