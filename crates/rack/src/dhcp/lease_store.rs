@@ -487,4 +487,45 @@ mod tests {
             assert_eq!(decode_line(line), Err(expected), "{line}");
         }
     }
+
+    #[test]
+    fn preallocated_log_survives_reopen_and_a_torn_line() {
+        use maas_dhcp_wire::engine::EngineConfig;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ip: Ipv4Addr = "10.0.0.5".parse().expect("ip");
+        let commit = LeaseEvent::Commit {
+            mac: mac(),
+            ip,
+            hostname: Some("node 1".into()),
+            start: 1000,
+            lease_time: 600,
+        };
+        {
+            let mut engine = Engine::new(EngineConfig::default());
+            let mut store = LeaseStore::open(dir.path(), true, &mut engine, 1000).expect("open");
+            store.append(std::slice::from_ref(&commit));
+            store.commit().expect("commit");
+            let bytes = std::fs::read(store.path()).expect("read");
+            assert!(
+                bytes.len() as u64 >= PREALLOCATE,
+                "the log keeps zeros ahead"
+            );
+            assert!(bytes.ends_with(&[0; 16]));
+            // A crash in the middle of the next line leaves part of it before the zeros.
+            store.write_lines(b"commit 1001 52:54").expect("torn write");
+        }
+        let mut engine = Engine::new(EngineConfig::default());
+        let store = LeaseStore::open(dir.path(), true, &mut engine, 1100).expect("reopen");
+        let leases: Vec<_> = engine.leases().collect();
+        assert_eq!(leases.len(), 1);
+        assert_eq!((leases[0].ip, leases[0].expires), (ip, 1600));
+        assert_eq!(leases[0].hostname.as_deref(), Some("node 1"));
+        // Reopening compacted the log: the torn line is gone.
+        let text = std::fs::read(store.path()).expect("read");
+        let text = &text[..text.iter().position(|&b| b == 0).unwrap_or(text.len())];
+        assert_eq!(
+            text,
+            b"commit 1100 52:54:00:00:00:01 10.0.0.5 500 node%201\n"
+        );
+    }
 }
