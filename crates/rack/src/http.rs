@@ -224,7 +224,12 @@ struct Reply {
 
 enum ReplyBody {
     Memory(Vec<u8>),
-    File { file: std::fs::File, offset: u64 },
+    /// Read on the serving thread, as nginx does without thread pools: boot files come from
+    /// the page cache, and a hop to a blocking pool would cost more than the read.
+    File {
+        file: Arc<std::fs::File>,
+        offset: u64,
+    },
 }
 
 impl Reply {
@@ -323,7 +328,7 @@ async fn respond(
             content_length: body.len() as u64,
             body: ReplyBody::Memory(body),
         },
-        Ok(Resolved::File { path, len }) => file_reply(&path, len, head.range.as_deref()),
+        Ok(Resolved::File { file, len, .. }) => file_reply(file.0, len, head.range.as_deref()),
         Err(error) => {
             let status = match &error {
                 ResolveError::NotFound { .. } => 404,
@@ -342,7 +347,7 @@ async fn respond(
     }
 }
 
-fn file_reply(path: &std::path::Path, len: u64, range: Option<&str>) -> Reply {
+fn file_reply(file: Arc<std::fs::File>, len: u64, range: Option<&str>) -> Reply {
     let (status, start, end) = match range.map(|r| parse_range(r, len)) {
         None | Some(RangeRequest::Ignored) => (200, 0, len),
         Some(RangeRequest::Satisfiable { start, end }) => (206, start, end),
@@ -350,15 +355,6 @@ fn file_reply(path: &std::path::Path, len: u64, range: Option<&str>) -> Reply {
             let mut reply = Reply::text(416, "");
             reply.headers = format!("content-range: bytes */{len}\r\n");
             return reply;
-        }
-    };
-    // Boot files are opened and read on the serving thread, as nginx does without thread
-    // pools: they come from the page cache, and a hop to a blocking pool costs more.
-    let file = match std::fs::File::open(path) {
-        Ok(file) => file,
-        Err(error) => {
-            debug!(%error, path = %path.display(), "cannot open boot file");
-            return Reply::text(404, "not found\n");
         }
     };
     let mut headers = String::from("accept-ranges: bytes\r\n");

@@ -265,7 +265,7 @@ struct Transfer {
 enum Source {
     /// A file, read ahead in large chunks so that most blocks cost no system call.
     File {
-        file: std::fs::File,
+        file: Arc<std::fs::File>,
         cache: Vec<u8>,
         cache_offset: u64,
         cache_len: usize,
@@ -277,7 +277,7 @@ enum Source {
 const READ_AHEAD: usize = 256 * 1024;
 
 impl Source {
-    fn file(file: std::fs::File) -> Source {
+    fn file(file: Arc<std::fs::File>) -> Source {
         Source::File {
             file,
             cache: Vec::new(),
@@ -359,16 +359,7 @@ async fn serve(files: Arc<BootFiles>, transfer: Transfer, local_ip: IpAddr) {
             let size = body.len() as u64;
             (Source::Memory(body), size)
         }
-        Ok(Resolved::File { path, len }) => match std::fs::File::open(&path) {
-            Ok(file) => (Source::file(file), len),
-            Err(error) => {
-                debug!(%error, path = %path.display(), "cannot open boot file");
-                stats.not_found.fetch_add(1, Ordering::Relaxed);
-                encode_error(ErrorCode::FileNotFound, "file not found", &mut out);
-                let _ = socket.send(&out);
-                return;
-            }
-        },
+        Ok(Resolved::File { file, len, .. }) => (Source::file(file.0), len),
         Err(error) => {
             let (code, message) = match &error {
                 ResolveError::NotFound { .. } => (ErrorCode::FileNotFound, "file not found"),
