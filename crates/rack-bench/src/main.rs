@@ -4,6 +4,7 @@
 //!
 //! ```text
 //! maas-rack-bench dhcp --backend FILE --state-dir DIR [--port 67] [--no-fsync]
+//!                      [--sync-interval-us N] [--coalesce-us N]
 //! maas-rack-bench tftp --backend FILE --root DIR [--listen 0.0.0.0:69]
 //! maas-rack-bench http --backend FILE --root DIR [--listen 0.0.0.0:5248]
 //! ```
@@ -11,6 +12,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use maas_rack::{
@@ -19,7 +21,8 @@ use maas_rack::{
 };
 
 const USAGE: &str = "usage: maas-rack-bench dhcp|tftp|http --backend FILE \
-[--state-dir DIR] [--root DIR] [--listen ADDR] [--port N] [--no-fsync]";
+[--state-dir DIR] [--root DIR] [--listen ADDR] [--port N] [--no-fsync] \
+[--sync-interval-us N] [--coalesce-us N]";
 
 struct Args {
     server: String,
@@ -29,6 +32,8 @@ struct Args {
     listen: Option<SocketAddr>,
     port: Option<u16>,
     fsync: bool,
+    sync_interval_us: Option<u64>,
+    coalesce_us: Option<u64>,
 }
 
 fn parse(mut argv: impl Iterator<Item = String>) -> Result<Args> {
@@ -41,6 +46,8 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Args> {
         listen: None,
         port: None,
         fsync: true,
+        sync_interval_us: None,
+        coalesce_us: None,
     };
     while let Some(flag) = argv.next() {
         let mut value = || argv.next().with_context(|| format!("{flag} needs a value"));
@@ -51,6 +58,10 @@ fn parse(mut argv: impl Iterator<Item = String>) -> Result<Args> {
             "--listen" => args.listen = Some(value()?.parse().context("--listen")?),
             "--port" => args.port = Some(value()?.parse().context("--port")?),
             "--no-fsync" => args.fsync = false,
+            "--sync-interval-us" => {
+                args.sync_interval_us = Some(value()?.parse().context("--sync-interval-us")?)
+            }
+            "--coalesce-us" => args.coalesce_us = Some(value()?.parse().context("--coalesce-us")?),
             _ => bail!("unknown flag {flag}\n{USAGE}"),
         }
     }
@@ -96,6 +107,12 @@ async fn run(args: Args) -> Result<()> {
             let state_dir = args.state_dir.clone().context("--state-dir is required")?;
             let mut config = DhcpServerConfig::new(state_dir);
             config.fsync = args.fsync;
+            if let Some(micros) = args.sync_interval_us {
+                config.sync_interval = Duration::from_micros(micros);
+            }
+            if let Some(micros) = args.coalesce_us {
+                config.receive_coalesce = Duration::from_micros(micros);
+            }
             if let Some(port) = args.port {
                 config.server_port = port;
             }
