@@ -33,7 +33,7 @@ done
 OUT=$RB_DIR/results/$(date +%Y%m%d-%H%M%S)
 mkdir -p "$OUT"
 {
-  echo "# $(date -u +%F) on $(nproc) × $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), kernel $(uname -r)"
+  echo "# $(date -u "+%F %H:%M UTC") on $(nproc) × $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), kernel $(uname -r)"
   echo
   echo "Machine: \`nproc\` $(nproc), CPU \"$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)\", kernel $(uname -r), Debian $(cat /etc/debian_version)."
   echo "Run: $(date -u +%FT%TZ), $RUNS run(s) of \`$ONLY\`, commit $(cd "$RB_REPO" && git rev-parse --short HEAD)$(cd "$RB_REPO" && git diff --quiet HEAD -- crates bench || echo '+changes'), load average at start $(cut -d' ' -f1-3 /proc/loadavg)."

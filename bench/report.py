@@ -242,7 +242,7 @@ HEADER = """# Rack benchmarks
 Our rack servers (`crates/rack`: DHCP, TFTP, HTTP boot) against the reference servers, measured side by side in one
 run of `bench/rack.sh` (see its header for the method and knobs; `scripts/deps/rackbench.sh` installs the reference
 servers and load generators, and `shared/lab/perf/README.md` describes the method it follows).
-Each run below replaces the section of the same date and machine; older sections stay for comparison.
+Each run adds a section, newest first; a section that names only some benchmarks adds to the figures of the one before it.
 Server CPU comes from a cgroup-v1 cpuacct group holding only the server (its threads and children), so it is the
 steadiest figure on these shared 2-vCPU machines; rates move with the other tenants' load.
 """
@@ -254,6 +254,7 @@ def write(path, text, machine):
     old = open(path).read() if os.path.exists(path) else HEADER
     sections = re.split(r"(?m)^(?=## )", old)
     head, rest = sections[0], [s for s in sections[1:] if not s.startswith(title + "\n")]
+    # newest first
     with open(path, "w") as f:
         f.write(head.rstrip() + "\n\n" + body + ("\n" + "\n".join(s.rstrip() + "\n" for s in rest) if rest else ""))
 
