@@ -71,6 +71,8 @@ const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a client may leave the socket unwritable before the connection is dropped.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Most bytes one sendfile call may send before the connection yields to the others.
+const SEND_CHUNK: usize = 2 << 20;
 /// Bodies up to this size are read into memory and sent with the head in one write.
 const SMALL_FILE: u64 = 64 * 1024;
 
@@ -254,6 +256,11 @@ async fn serve_connection(
     let mut buffer: Vec<u8> = Vec::with_capacity(4096);
     let mut first = true;
     loop {
+        // The whole head must arrive within HEAD_TIMEOUT (IDLE_TIMEOUT for the first byte of
+        // a follow-up request), however slowly it trickles in.
+        let idle = !first && buffer.is_empty();
+        let mut deadline =
+            tokio::time::Instant::now() + if idle { IDLE_TIMEOUT } else { HEAD_TIMEOUT };
         // Read until one request head is complete (a pipelined one may be buffered already).
         let (head, consumed) = loop {
             match parse_head(&buffer) {
@@ -272,18 +279,17 @@ async fn serve_connection(
                 }
                 Parsed::Partial => {}
             }
-            let timeout = if first || !buffer.is_empty() {
-                HEAD_TIMEOUT
-            } else {
-                IDLE_TIMEOUT
-            };
             let start = buffer.len();
             buffer.resize(start + 4096, 0);
-            let read = tokio::time::timeout(timeout, stream.read(&mut buffer[start..])).await;
+            let read = tokio::time::timeout_at(deadline, stream.read(&mut buffer[start..])).await;
             match read {
                 Ok(Ok(0)) | Err(_) => return Ok(()),
                 Ok(Ok(read)) => buffer.truncate(start + read),
                 Ok(Err(error)) => return Err(error),
+            }
+            if start == 0 && idle {
+                // A follow-up request has begun: it gets HEAD_TIMEOUT from here.
+                deadline = tokio::time::Instant::now() + HEAD_TIMEOUT;
             }
         };
         buffer.drain(..consumed);
@@ -476,14 +482,19 @@ async fn send_file(
         writable(stream).await?;
         let count = usize::try_from(remaining)
             .unwrap_or(usize::MAX)
-            .min(1 << 24);
+            .min(SEND_CHUNK);
         match stream.try_io(Interest::WRITABLE, || {
             nix::sys::sendfile::sendfile(stream.as_fd(), file.as_fd(), Some(&mut position), count)
                 .map_err(io::Error::from)
         }) {
             // The file shrank under us: end the connection rather than hang.
             Ok(0) => return Err(io::Error::from(io::ErrorKind::UnexpectedEof)),
-            Ok(sent) => remaining -= sent as u64,
+            Ok(sent) => {
+                remaining -= sent as u64;
+                // Take turns with the other connections, as nginx's sendfile_max_chunk does,
+                // so that one fast reader cannot hold a worker while others wait.
+                tokio::task::yield_now().await;
+            }
             Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
             Err(error) => return Err(error),
         }

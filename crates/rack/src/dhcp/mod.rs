@@ -12,7 +12,7 @@ pub mod lease_store;
 use std::collections::HashMap;
 use std::future::Future;
 use std::io;
-use std::io::IoSliceMut;
+use std::io::{IoSlice, IoSliceMut};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
@@ -25,7 +25,7 @@ use maas_dhcp_wire::Message;
 use maas_dhcp_wire::engine::{
     BootFile, BootFileChooser, ClientBootInfo, Engine, Ingress, Lease, LeaseEvent, ReplyTo,
 };
-use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrIn, recvmmsg};
+use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrIn, recvmmsg, sendmmsg};
 use thiserror::Error;
 use tracing::{debug, error, info, warn};
 
@@ -273,13 +273,26 @@ impl DhcpServer {
                 }
             }
         }
-        for (_, (_, listener)) in listeners.drain() {
+        // Listeners first (each sees its flag within POLL), so nothing is queued after the
+        // sync thread's last write and the sockets are closed when this returns.
+        let stopping: Vec<Listener> = listeners
+            .drain()
+            .map(|(_, (_, listener))| listener)
+            .collect();
+        for listener in &stopping {
             listener.stop();
         }
-        shared.lock().journal.stop = true;
-        shared.work.notify_one();
-        // The sync thread writes what is queued and ends.
-        let joined = tokio::task::spawn_blocking(move || syncer.join()).await;
+        let stop_shared = Arc::clone(&shared);
+        let joined = tokio::task::spawn_blocking(move || {
+            for listener in stopping {
+                let _ = listener.handle.join();
+            }
+            stop_shared.lock().journal.stop = true;
+            stop_shared.work.notify_one();
+            // The sync thread writes what is queued and ends.
+            syncer.join()
+        })
+        .await;
         match joined {
             Ok(Ok(result)) => result.map_err(|source| DhcpError::LeaseStore { source }),
             _ => {
@@ -588,8 +601,43 @@ impl BatchReceiver {
     }
 }
 
+/// Sends replies with as few system calls as `sendmmsg` allows.
 fn send_all(stats: &DhcpStats, socket: &std::net::UdpSocket, replies: &[Outgoing]) {
-    for packet in replies {
+    let mut index = 0;
+    while replies.len() - index > 1 {
+        let chunk = &replies[index..replies.len().min(index + BATCH)];
+        let addresses: Option<Vec<Option<SockaddrIn>>> = chunk
+            .iter()
+            .map(|packet| match packet.to {
+                SocketAddr::V4(to) => Some(Some(SockaddrIn::from(to))),
+                SocketAddr::V6(_) => None,
+            })
+            .collect();
+        let Some(addresses) = addresses else {
+            break;
+        };
+        let slices: Vec<[IoSlice<'_>; 1]> = chunk
+            .iter()
+            .map(|packet| [IoSlice::new(&packet.bytes)])
+            .collect();
+        let mut headers = MultiHeaders::<SockaddrIn>::preallocate(chunk.len(), None);
+        // On an error, the loop below sends one by one and reports each failure.
+        let sent = sendmmsg(
+            socket.as_raw_fd(),
+            &mut headers,
+            &slices,
+            &addresses,
+            [],
+            MsgFlags::empty(),
+        )
+        .map_or(0, Iterator::count);
+        if sent == 0 {
+            break;
+        }
+        stats.replies.fetch_add(sent as u64, Ordering::Relaxed);
+        index += sent;
+    }
+    for packet in &replies[index..] {
         match socket.send_to(&packet.bytes, packet.to) {
             Ok(_) => {
                 stats.replies.fetch_add(1, Ordering::Relaxed);
