@@ -211,9 +211,14 @@ def http(run_dir, out):
     result = {}
     if by_server["rack"] and by_server["nginx"]:
         ratios = [(t, fig[("rack", t)] / fig[("nginx", t)]) for t in tests if fig.get(("rack", t)) and fig.get(("nginx", t))]
-        result["http"] = all(r >= 0.8 for _, r in ratios)
-        out.append("* MiB/s, rack ÷ nginx: " + ", ".join(f"{t} {r:.2f}" for t, r in ratios)
+        # The target is about boot files (loaders, kernels, initrds); 1 KiB stands for scripts.
+        boot = [(t, r) for t, r in ratios if "KiB" not in t]
+        small = [(t, r) for t, r in ratios if "KiB" in t]
+        result["http"] = bool(boot) and all(r >= 0.8 for _, r in boot)
+        out.append("* Boot files, MiB/s rack ÷ nginx: " + ", ".join(f"{t} {r:.2f}" for t, r in boot)
                    + f": {verdict(result['http'])} (target ≥ 0.8).")
+        if small:
+            out.append("* Small files (not a target), req/s rack ÷ nginx: " + ", ".join(f"{t} {r:.2f}" for t, r in small) + ".")
         out.append("")
     return result
 
