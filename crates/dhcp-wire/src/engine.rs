@@ -9,6 +9,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::Ipv4Addr;
+use std::sync::Arc;
 
 use maas_domain::MacAddress;
 
@@ -240,6 +241,8 @@ impl Lease {
 /// The engine: configuration plus the lease table.
 pub struct Engine {
     config: EngineConfig,
+    /// `config.subnets`, shared so a request borrows its subnet without copying it.
+    subnets: Arc<[SubnetConfig]>,
     reservation_by_mac: HashMap<MacAddress, Reservation>,
     reserved_ips: HashMap<Ipv4Addr, MacAddress>,
     by_ip: BTreeMap<Ipv4Addr, Lease>,
@@ -252,6 +255,7 @@ impl Engine {
     pub fn new(config: EngineConfig) -> Engine {
         let mut engine = Engine {
             config: EngineConfig::default(),
+            subnets: Arc::from(Vec::new()),
             reservation_by_mac: HashMap::new(),
             reserved_ips: HashMap::new(),
             by_ip: BTreeMap::new(),
@@ -270,6 +274,7 @@ impl Engine {
             .map(|r| (r.mac, r.clone()))
             .collect();
         self.reserved_ips = config.reservations.iter().map(|r| (r.ip, r.mac)).collect();
+        self.subnets = Arc::from(config.subnets.clone());
         self.config = config;
     }
 
@@ -383,14 +388,15 @@ impl Engine {
         let Some(mac) = request.client_mac() else {
             return Outcome::ignored(Ignored::NotEthernet);
         };
-        let Some(subnet) = self.select_subnet(request, ingress).cloned() else {
+        let subnets = Arc::clone(&self.subnets);
+        let Some(subnet) = select_subnet(&subnets, request, ingress) else {
             return Outcome::ignored(Ignored::NoSubnet);
         };
         let server_ip = subnet.server_ip.unwrap_or(ingress.local_ip);
         let ctx = Context {
             request,
             mac,
-            subnet: &subnet,
+            subnet,
             server_ip,
             now,
         };
@@ -404,15 +410,6 @@ impl Engine {
                 Outcome::ignored(Ignored::UnsupportedMessageType(kind.to_u8()))
             }
         }
-    }
-
-    fn select_subnet(&self, request: &Message, ingress: Ingress) -> Option<&SubnetConfig> {
-        let anchor = if request.giaddr.is_unspecified() {
-            ingress.local_ip
-        } else {
-            request.giaddr
-        };
-        self.config.subnets.iter().find(|s| s.cidr.contains(anchor))
     }
 
     fn discover(&mut self, ctx: &Context<'_>, boot: &dyn BootFileChooser) -> Outcome {
@@ -819,6 +816,19 @@ struct Context<'a> {
     subnet: &'a SubnetConfig,
     server_ip: Ipv4Addr,
     now: u64,
+}
+
+fn select_subnet<'a>(
+    subnets: &'a [SubnetConfig],
+    request: &Message,
+    ingress: Ingress,
+) -> Option<&'a SubnetConfig> {
+    let anchor = if request.giaddr.is_unspecified() {
+        ingress.local_ip
+    } else {
+        request.giaddr
+    };
+    subnets.iter().find(|s| s.cidr.contains(anchor))
 }
 
 fn nth_address(ranges: &[IpRange], mut index: u64) -> Option<Ipv4Addr> {

@@ -1,25 +1,23 @@
 //! The HTTP boot server (port 5248): iPXE/GRUB configs per machine, boot loaders, and
 //! kernels, initrds and root images streamed with `Range` support.
+//!
+//! A small HTTP/1.1 server of its own (requests parsed by `httparse`): boot clients only GET
+//! and HEAD, and serving files with `sendfile(2)` (no copy through user space, as nginx does)
+//! is what a general server library would not let us do. Keep-alive and pipelined requests
+//! are served in order; request bodies are refused, and the connection closed after them.
 
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::pin::Pin;
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsFd;
+use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::{Context, Poll, ready};
+use std::time::Duration;
 
-use bytes::Bytes;
-use hyper::body::{Body, Frame, Incoming, SizeHint};
-use hyper::header::{self, HeaderValue};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use thiserror::Error;
-use tokio::io::{AsyncRead, AsyncSeekExt, ReadBuf};
-use tokio::net::TcpListener;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
+use tokio::net::{TcpListener, TcpStream};
 use tracing::{Instrument, debug, info, warn};
 
 use crate::backend::Protocol;
@@ -55,6 +53,8 @@ pub struct HttpStats {
     pub requests: AtomicU64,
     pub not_found: AtomicU64,
     pub bytes_sent: AtomicU64,
+    /// Requests that did not parse, or were too large; answered 400/431 and closed.
+    pub malformed: AtomicU64,
 }
 
 pub struct HttpServer {
@@ -62,6 +62,19 @@ pub struct HttpServer {
     files: Arc<BootFiles>,
     stats: Arc<HttpStats>,
 }
+
+/// Longest request head accepted.
+const MAX_HEAD: usize = 16 * 1024;
+const MAX_HEADERS: usize = 64;
+/// How long a connection may take to send a request head, and stay idle between requests.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a client may leave the socket unwritable before the connection is dropped.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Most bytes one sendfile call may send before the connection yields to the others.
+const SEND_CHUNK: usize = 2 << 20;
+/// Bodies up to this size are read into memory and sent with the head in one write.
+const SMALL_FILE: u64 = 64 * 1024;
 
 impl HttpServer {
     pub async fn bind(config: HttpConfig, files: Arc<BootFiles>) -> Result<HttpServer, HttpError> {
@@ -101,30 +114,17 @@ impl HttpServer {
                     Ok(accepted) => accepted,
                     Err(error) => {
                         warn!(%error, "HTTP accept failed");
-                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        tokio::time::sleep(Duration::from_millis(50)).await;
                         continue;
                     }
                 },
             };
             let _ = stream.set_nodelay(true);
-            let local = stream.local_addr().ok();
             let files = Arc::clone(&self.files);
             let stats = Arc::clone(&self.stats);
             connections.spawn(
                 async move {
-                    let service = service_fn(move |request| {
-                        let files = Arc::clone(&files);
-                        let stats = Arc::clone(&stats);
-                        async move {
-                            Ok::<_, std::convert::Infallible>(
-                                handle(request, files, stats, peer, local).await,
-                            )
-                        }
-                    });
-                    if let Err(error) = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await
-                    {
+                    if let Err(error) = serve_connection(stream, peer, &files, &stats).await {
                         debug!(%error, "HTTP connection ended with an error");
                     }
                 }
@@ -136,61 +136,210 @@ impl HttpServer {
     }
 }
 
-async fn handle(
-    request: Request<Incoming>,
-    files: Arc<BootFiles>,
-    stats: Arc<HttpStats>,
-    peer: SocketAddr,
-    local: Option<SocketAddr>,
-) -> Response<BootBody> {
-    stats.requests.fetch_add(1, Ordering::Relaxed);
-    let head_only = request.method() == Method::HEAD;
-    if request.method() != Method::GET && !head_only {
-        return plain(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "only GET and HEAD are served\n",
-        );
+/// One parsed request head.
+struct RequestHead {
+    method: Method,
+    /// The path, percent-decoded, without the query; `None` when its escapes are malformed.
+    path: Option<String>,
+    range: Option<String>,
+    keep_alive: bool,
+    has_body: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Method {
+    Get,
+    Head,
+    Other,
+}
+
+enum Parsed {
+    Request(RequestHead, usize),
+    Partial,
+    Invalid(u16),
+}
+
+fn parse_head(buffer: &[u8]) -> Parsed {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut request = httparse::Request::new(&mut headers);
+    let consumed = match request.parse(buffer) {
+        Ok(httparse::Status::Complete(consumed)) => consumed,
+        Ok(httparse::Status::Partial) => return Parsed::Partial,
+        Err(httparse::Error::TooManyHeaders) => return Parsed::Invalid(431),
+        Err(_) => return Parsed::Invalid(400),
+    };
+    let method = match request.method {
+        Some("GET") => Method::Get,
+        Some("HEAD") => Method::Head,
+        _ => Method::Other,
+    };
+    let version = request.version.unwrap_or(0);
+    let mut keep_alive = version >= 1;
+    let mut range = None;
+    let mut has_body = false;
+    for header in request.headers.iter() {
+        let value = std::str::from_utf8(header.value).unwrap_or("").trim();
+        if header.name.eq_ignore_ascii_case("connection") {
+            for token in value.split(',').map(str::trim) {
+                if token.eq_ignore_ascii_case("close") {
+                    keep_alive = false;
+                } else if token.eq_ignore_ascii_case("keep-alive") {
+                    keep_alive = true;
+                }
+            }
+        } else if header.name.eq_ignore_ascii_case("range") {
+            range = Some(value.to_owned());
+        } else if header.name.eq_ignore_ascii_case("transfer-encoding")
+            || (header.name.eq_ignore_ascii_case("content-length") && value != "0")
+        {
+            has_body = true;
+        }
     }
-    let Some(path) = percent_decode(request.uri().path()) else {
-        return plain(StatusCode::BAD_REQUEST, "bad path encoding\n");
+    let target = request.path.unwrap_or("/");
+    // An absolute-form target (through a proxy): keep only its path.
+    let target = match target.strip_prefix("http://") {
+        Some(rest) => rest.find('/').map_or("/", |at| &rest[at..]),
+        None => target,
+    };
+    let path = target.split(['?', '#']).next().unwrap_or("/");
+    Parsed::Request(
+        RequestHead {
+            method,
+            path: percent_decode(path),
+            range,
+            keep_alive,
+            has_body,
+        },
+        consumed,
+    )
+}
+
+/// What to send back.
+struct Reply {
+    status: u16,
+    content_type: &'static str,
+    /// Extra header lines, each ending in CRLF.
+    headers: String,
+    body: ReplyBody,
+    content_length: u64,
+}
+
+enum ReplyBody {
+    Memory(Vec<u8>),
+    /// Read on the serving thread, as nginx does without thread pools: boot files come from
+    /// the page cache, and a hop to a blocking pool would cost more than the read.
+    File {
+        file: Arc<std::fs::File>,
+        offset: u64,
+    },
+}
+
+impl Reply {
+    fn text(status: u16, text: &'static str) -> Reply {
+        Reply {
+            status,
+            content_type: "text/plain; charset=utf-8",
+            headers: String::new(),
+            content_length: text.len() as u64,
+            body: ReplyBody::Memory(text.as_bytes().to_vec()),
+        }
+    }
+}
+
+async fn serve_connection(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    files: &BootFiles,
+    stats: &HttpStats,
+) -> io::Result<()> {
+    let local = stream.local_addr().map(|a| a.ip()).unwrap_or(peer.ip());
+    let mut buffer: Vec<u8> = Vec::with_capacity(4096);
+    let mut first = true;
+    loop {
+        // The whole head must arrive within HEAD_TIMEOUT (IDLE_TIMEOUT for the first byte of
+        // a follow-up request), however slowly it trickles in.
+        let idle = !first && buffer.is_empty();
+        let mut deadline =
+            tokio::time::Instant::now() + if idle { IDLE_TIMEOUT } else { HEAD_TIMEOUT };
+        // Read until one request head is complete (a pipelined one may be buffered already).
+        let (head, consumed) = loop {
+            match parse_head(&buffer) {
+                Parsed::Request(head, consumed) => break (head, consumed),
+                Parsed::Invalid(status) => {
+                    stats.malformed.fetch_add(1, Ordering::Relaxed);
+                    let reply = Reply::text(status, "bad request\n");
+                    let _ = write_reply(&mut stream, reply, false, false, stats).await;
+                    return Ok(());
+                }
+                Parsed::Partial if buffer.len() >= MAX_HEAD => {
+                    stats.malformed.fetch_add(1, Ordering::Relaxed);
+                    let reply = Reply::text(431, "request head too large\n");
+                    let _ = write_reply(&mut stream, reply, false, false, stats).await;
+                    return Ok(());
+                }
+                Parsed::Partial => {}
+            }
+            let start = buffer.len();
+            buffer.resize(start + 4096, 0);
+            let read = tokio::time::timeout_at(deadline, stream.read(&mut buffer[start..])).await;
+            match read {
+                Ok(Ok(0)) | Err(_) => return Ok(()),
+                Ok(Ok(read)) => buffer.truncate(start + read),
+                Ok(Err(error)) => return Err(error),
+            }
+            if start == 0 && idle {
+                // A follow-up request has begun: it gets HEAD_TIMEOUT from here.
+                deadline = tokio::time::Instant::now() + HEAD_TIMEOUT;
+            }
+        };
+        buffer.drain(..consumed);
+        first = false;
+        stats.requests.fetch_add(1, Ordering::Relaxed);
+        // Bodies are not read; the connection cannot carry another request after one.
+        let keep_alive = head.keep_alive && !head.has_body && head.method != Method::Other;
+        let head_only = head.method == Method::Head;
+        let reply = respond(&head, files, stats, peer, local).await;
+        debug!(method = ?head.method, path = ?head.path, status = reply.status, "HTTP boot request");
+        write_reply(&mut stream, reply, head_only, keep_alive, stats).await?;
+        if !keep_alive {
+            let _ = stream.shutdown().await;
+            return Ok(());
+        }
+    }
+}
+
+async fn respond(
+    head: &RequestHead,
+    files: &BootFiles,
+    stats: &HttpStats,
+    peer: SocketAddr,
+    local: IpAddr,
+) -> Reply {
+    if head.method == Method::Other {
+        return Reply::text(405, "only GET and HEAD are served\n");
+    }
+    let Some(path) = &head.path else {
+        return Reply::text(400, "bad path encoding\n");
     };
     let file_request = FileRequest {
-        local_ip: local.map(|a| a.ip()).unwrap_or_else(|| peer.ip()),
+        local_ip: local,
         remote_ip: peer.ip(),
         protocol: Protocol::Http,
     };
-    let range = request
-        .headers()
-        .get(header::RANGE)
-        .and_then(|value| value.to_str().ok())
-        .map(str::to_owned);
-    let response = match files.resolve(&path, file_request).await {
-        Ok(Resolved::Generated { body, .. }) => {
-            let mut response = Response::new(if head_only {
-                BootBody::Empty
-            } else {
-                BootBody::Full(Some(Bytes::from(body.clone())))
-            });
-            set(
-                &mut response,
-                header::CONTENT_TYPE,
-                "text/plain; charset=utf-8",
-            );
-            set(
-                &mut response,
-                header::CONTENT_LENGTH,
-                &body.len().to_string(),
-            );
-            response
-        }
-        Ok(Resolved::File { path, len }) => {
-            file_response(path, len, range.as_deref(), head_only).await
-        }
+    match files.resolve(path, file_request).await {
+        Ok(Resolved::Generated { body, .. }) => Reply {
+            status: 200,
+            content_type: "text/plain; charset=utf-8",
+            headers: String::new(),
+            content_length: body.len() as u64,
+            body: ReplyBody::Memory(body),
+        },
+        Ok(Resolved::File { file, len, .. }) => file_reply(file.0, len, head.range.as_deref()),
         Err(error) => {
             let status = match &error {
-                ResolveError::NotFound { .. } => StatusCode::NOT_FOUND,
-                ResolveError::Escape { .. } => StatusCode::FORBIDDEN,
-                ResolveError::Backend { .. } => StatusCode::SERVICE_UNAVAILABLE,
+                ResolveError::NotFound { .. } => 404,
+                ResolveError::Escape { .. } => 403,
+                ResolveError::Backend { .. } => 503,
             };
             match &error {
                 ResolveError::Backend { .. } => {
@@ -199,84 +348,158 @@ async fn handle(
                 _ => debug!(%error, "HTTP boot request refused"),
             }
             stats.not_found.fetch_add(1, Ordering::Relaxed);
-            plain(status, "not found\n")
+            Reply::text(status, "not found\n")
         }
-    };
-    debug!(method = %request.method(), path = %path, status = response.status().as_u16(), "HTTP boot request");
-    if let Some(length) = response
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-        && !head_only
-    {
-        stats.bytes_sent.fetch_add(length, Ordering::Relaxed);
     }
-    response
 }
 
-async fn file_response(
-    path: PathBuf,
-    len: u64,
-    range: Option<&str>,
-    head_only: bool,
-) -> Response<BootBody> {
+fn file_reply(file: Arc<std::fs::File>, len: u64, range: Option<&str>) -> Reply {
     let (status, start, end) = match range.map(|r| parse_range(r, len)) {
-        None | Some(RangeRequest::Ignored) => (StatusCode::OK, 0, len),
-        Some(RangeRequest::Satisfiable { start, end }) => (StatusCode::PARTIAL_CONTENT, start, end),
+        None | Some(RangeRequest::Ignored) => (200, 0, len),
+        Some(RangeRequest::Satisfiable { start, end }) => (206, start, end),
         Some(RangeRequest::Unsatisfiable) => {
-            let mut response = plain(StatusCode::RANGE_NOT_SATISFIABLE, "");
-            set(
-                &mut response,
-                header::CONTENT_RANGE,
-                &format!("bytes */{len}"),
-            );
-            return response;
+            let mut reply = Reply::text(416, "");
+            reply.headers = format!("content-range: bytes */{len}\r\n");
+            return reply;
         }
     };
-    let body = if head_only {
-        BootBody::Empty
-    } else {
-        let mut file = match tokio::fs::File::open(&path).await {
-            Ok(file) => file,
-            Err(error) => {
-                debug!(%error, path = %path.display(), "cannot open boot file");
-                return plain(StatusCode::NOT_FOUND, "not found\n");
-            }
-        };
-        if start > 0
-            && let Err(error) = file.seek(io::SeekFrom::Start(start)).await
-        {
-            warn!(%error, path = %path.display(), "cannot seek boot file");
-            return plain(StatusCode::INTERNAL_SERVER_ERROR, "read error\n");
-        }
-        BootBody::File(FileBody {
-            file,
-            remaining: end - start,
-            buffer: vec![0u8; 256 * 1024],
-        })
-    };
-    let mut response = Response::new(body);
-    *response.status_mut() = status;
-    set(
-        &mut response,
-        header::CONTENT_TYPE,
-        "application/octet-stream",
-    );
-    set(
-        &mut response,
-        header::CONTENT_LENGTH,
-        &(end - start).to_string(),
-    );
-    set(&mut response, header::ACCEPT_RANGES, "bytes");
-    if status == StatusCode::PARTIAL_CONTENT {
-        set(
-            &mut response,
-            header::CONTENT_RANGE,
-            &format!("bytes {start}-{}/{len}", end - 1),
-        );
+    let mut headers = String::from("accept-ranges: bytes\r\n");
+    if status == 206 {
+        headers.push_str(&format!(
+            "content-range: bytes {start}-{}/{len}\r\n",
+            end - 1
+        ));
     }
-    response
+    Reply {
+        status,
+        content_type: "application/octet-stream",
+        headers,
+        content_length: end - start,
+        body: ReplyBody::File {
+            file,
+            offset: start,
+        },
+    }
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        206 => "Partial Content",
+        400 => "Bad Request",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        416 => "Range Not Satisfiable",
+        431 => "Request Header Fields Too Large",
+        503 => "Service Unavailable",
+        _ => "Internal Server Error",
+    }
+}
+
+async fn write_reply(
+    stream: &mut TcpStream,
+    reply: Reply,
+    head_only: bool,
+    keep_alive: bool,
+    stats: &HttpStats,
+) -> io::Result<()> {
+    let mut out = Vec::with_capacity(256);
+    out.extend_from_slice(
+        format!(
+            "HTTP/1.1 {} {}\r\ncontent-type: {}\r\ncontent-length: {}\r\n{}{}\r\n",
+            reply.status,
+            reason(reply.status),
+            reply.content_type,
+            reply.content_length,
+            reply.headers,
+            if keep_alive {
+                ""
+            } else {
+                "connection: close\r\n"
+            },
+        )
+        .as_bytes(),
+    );
+    if head_only {
+        return write_all(stream, &out).await;
+    }
+    match reply.body {
+        ReplyBody::Memory(body) => {
+            out.extend_from_slice(&body);
+            write_all(stream, &out).await?;
+        }
+        ReplyBody::File { file, offset } if reply.content_length <= SMALL_FILE => {
+            // Small files go out with the head in one write.
+            let start = out.len();
+            let len = usize::try_from(reply.content_length).unwrap_or(0);
+            out.resize(start + len, 0);
+            read_exact_at(&file, &mut out[start..], offset)?;
+            write_all(stream, &out).await?;
+        }
+        ReplyBody::File { file, offset } => {
+            // The kernel sends the file from the page cache, without a copy through here.
+            write_all(stream, &out).await?;
+            send_file(stream, &file, offset, reply.content_length).await?;
+        }
+    }
+    stats
+        .bytes_sent
+        .fetch_add(reply.content_length, Ordering::Relaxed);
+    Ok(())
+}
+
+fn read_exact_at(file: &std::fs::File, out: &mut [u8], offset: u64) -> io::Result<()> {
+    // A file that shrank under us ends the connection rather than sending short.
+    file.read_exact_at(out, offset)
+}
+
+async fn write_all(stream: &mut TcpStream, bytes: &[u8]) -> io::Result<()> {
+    match tokio::time::timeout(WRITE_TIMEOUT, stream.write_all(bytes)).await {
+        Ok(result) => result,
+        Err(_) => Err(io::Error::from(io::ErrorKind::TimedOut)),
+    }
+}
+
+async fn writable(stream: &TcpStream) -> io::Result<()> {
+    match tokio::time::timeout(WRITE_TIMEOUT, stream.writable()).await {
+        Ok(result) => result,
+        Err(_) => Err(io::Error::from(io::ErrorKind::TimedOut)),
+    }
+}
+
+/// Sends `len` bytes of `file` from `offset` with sendfile(2).
+async fn send_file(
+    stream: &TcpStream,
+    file: &std::fs::File,
+    offset: u64,
+    len: u64,
+) -> io::Result<()> {
+    let mut position =
+        i64::try_from(offset).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let mut remaining = len;
+    while remaining > 0 {
+        writable(stream).await?;
+        let count = usize::try_from(remaining)
+            .unwrap_or(usize::MAX)
+            .min(SEND_CHUNK);
+        match stream.try_io(Interest::WRITABLE, || {
+            nix::sys::sendfile::sendfile(stream.as_fd(), file.as_fd(), Some(&mut position), count)
+                .map_err(io::Error::from)
+        }) {
+            // The file shrank under us: end the connection rather than hang.
+            Ok(0) => return Err(io::Error::from(io::ErrorKind::UnexpectedEof)),
+            Ok(sent) => {
+                remaining -= sent as u64;
+                // Take turns with the other connections, as nginx's sendfile_max_chunk does,
+                // so that one fast reader cannot hold a worker while others wait.
+                tokio::task::yield_now().await;
+            }
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(())
 }
 
 /// A parsed `Range` header against a body of known length; `end` is exclusive.
@@ -328,23 +551,6 @@ fn parse_range(header: &str, len: u64) -> RangeRequest {
     }
 }
 
-fn plain(status: StatusCode, text: &'static str) -> Response<BootBody> {
-    let mut response = Response::new(BootBody::Full(Some(Bytes::from_static(text.as_bytes()))));
-    *response.status_mut() = status;
-    set(
-        &mut response,
-        header::CONTENT_TYPE,
-        "text/plain; charset=utf-8",
-    );
-    response
-}
-
-fn set(response: &mut Response<BootBody>, name: header::HeaderName, value: &str) {
-    if let Ok(value) = HeaderValue::from_str(value) {
-        response.headers_mut().insert(name, value);
-    }
-}
-
 /// Decodes `%XX` escapes; `None` when an escape is malformed or the result is not UTF-8.
 fn percent_decode(path: &str) -> Option<String> {
     let bytes = path.as_bytes();
@@ -361,69 +567,6 @@ fn percent_decode(path: &str) -> Option<String> {
         }
     }
     String::from_utf8(out).ok()
-}
-
-/// Response bodies: small in-memory ones, or a file streamed in chunks.
-pub enum BootBody {
-    Empty,
-    Full(Option<Bytes>),
-    File(FileBody),
-}
-
-pub struct FileBody {
-    file: tokio::fs::File,
-    remaining: u64,
-    buffer: Vec<u8>,
-}
-
-impl Body for BootBody {
-    type Data = Bytes;
-    type Error = io::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, io::Error>>> {
-        match self.get_mut() {
-            BootBody::Empty => Poll::Ready(None),
-            BootBody::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
-            BootBody::File(body) => {
-                if body.remaining == 0 {
-                    return Poll::Ready(None);
-                }
-                let want = usize::try_from(body.remaining)
-                    .unwrap_or(usize::MAX)
-                    .min(body.buffer.len());
-                let mut read = ReadBuf::new(&mut body.buffer[..want]);
-                ready!(Pin::new(&mut body.file).poll_read(cx, &mut read))?;
-                let filled = read.filled();
-                if filled.is_empty() {
-                    // The file shrank under us: end the body short rather than hang.
-                    return Poll::Ready(Some(Err(io::Error::from(io::ErrorKind::UnexpectedEof))));
-                }
-                body.remaining -= filled.len() as u64;
-                Poll::Ready(Some(Ok(Frame::data(Bytes::copy_from_slice(filled)))))
-            }
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        match self {
-            BootBody::Empty => true,
-            BootBody::Full(bytes) => bytes.is_none(),
-            BootBody::File(body) => body.remaining == 0,
-        }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match self {
-            BootBody::Empty => SizeHint::with_exact(0),
-            BootBody::Full(bytes) => {
-                SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
-            }
-            BootBody::File(body) => SizeHint::with_exact(body.remaining),
-        }
-    }
 }
 
 #[cfg(test)]
@@ -484,6 +627,85 @@ mod tests {
         assert_eq!(
             percent_decode("/ipxe.cfg-52:54:00:00:00:01").as_deref(),
             Some("/ipxe.cfg-52:54:00:00:00:01")
+        );
+    }
+
+    #[test]
+    fn request_heads_table() {
+        // (request bytes, (method, path, keep-alive, has body, range) or the status refused)
+        type Expected = Result<
+            (
+                Method,
+                Option<&'static str>,
+                bool,
+                bool,
+                Option<&'static str>,
+            ),
+            u16,
+        >;
+        let cases: Vec<(&[u8], Expected)> = vec![
+            (
+                b"GET /a%20b?x=1 HTTP/1.1\r\nHost: h\r\n\r\n",
+                Ok((Method::Get, Some("/a b"), true, false, None)),
+            ),
+            (
+                b"HEAD /k HTTP/1.1\r\nConnection: close\r\n\r\n",
+                Ok((Method::Head, Some("/k"), false, false, None)),
+            ),
+            (
+                b"GET /k HTTP/1.0\r\n\r\n",
+                Ok((Method::Get, Some("/k"), false, false, None)),
+            ),
+            (
+                b"GET /k HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n",
+                Ok((Method::Get, Some("/k"), true, false, None)),
+            ),
+            (
+                b"GET http://10.0.0.1:5248/ipxe.cfg HTTP/1.1\r\n\r\n",
+                Ok((Method::Get, Some("/ipxe.cfg"), true, false, None)),
+            ),
+            (
+                b"GET /k HTTP/1.1\r\nRange: bytes=0-9\r\n\r\n",
+                Ok((Method::Get, Some("/k"), true, false, Some("bytes=0-9"))),
+            ),
+            (
+                b"POST /k HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello",
+                Ok((Method::Other, Some("/k"), true, true, None)),
+            ),
+            (
+                b"GET /%zz HTTP/1.1\r\n\r\n",
+                Ok((Method::Get, None, true, false, None)),
+            ),
+            (b"GET / HTTP/1.1\r\nBad Header\r\n\r\n", Err(400)),
+            (b"\x00\x01\x02\r\n\r\n", Err(400)),
+        ];
+        for (bytes, expected) in cases {
+            let got = match parse_head(bytes) {
+                Parsed::Request(head, _) => Ok((
+                    head.method,
+                    head.path.clone(),
+                    head.keep_alive,
+                    head.has_body,
+                    head.range.clone(),
+                )),
+                Parsed::Invalid(status) => Err(status),
+                Parsed::Partial => Err(0),
+            };
+            let expected = expected
+                .map(|(m, p, k, b, r)| (m, p.map(str::to_owned), k, b, r.map(str::to_owned)));
+            assert_eq!(got, expected, "{:?}", String::from_utf8_lossy(bytes));
+        }
+        assert!(matches!(
+            parse_head(b"GET / HTTP/1.1\r\nHost"),
+            Parsed::Partial
+        ));
+        // Pipelined: the first head's length leaves the second in the buffer.
+        let two = b"GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\n";
+        let Parsed::Request(_, used) = parse_head(two) else {
+            panic!("first request");
+        };
+        assert!(
+            matches!(parse_head(&two[used..]), Parsed::Request(head, _) if head.path.as_deref() == Some("/b"))
         );
     }
 }

@@ -33,7 +33,6 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadBuf};
 use tracing::{debug, info, warn};
 
 use crate::backend::BoxFuture;
-use crate::http::BootBody;
 
 /// One file of the manifest.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -180,7 +179,7 @@ impl RegionHttpSource {
             .collect();
         let request = hyper::Request::get(format!("/MAAS/boot-resources/{sha256}/{name}"))
             .header(hyper::header::HOST, region)
-            .body(BootBody::Empty)?;
+            .body(http_body_util::Empty::<Bytes>::new())?;
         let response = sender.send_request(request).await?;
         if !response.status().is_success() {
             return Ok(Err(response.status().as_u16()));

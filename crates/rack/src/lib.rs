@@ -22,7 +22,7 @@ pub mod tftp;
 pub use backend::{
     BackendError, BootBackend, BootRequest, BoxFuture, DhcpInterface, DhcpServiceConfig, Protocol,
 };
-pub use boot_files::{BootFiles, BootFilesConfig, FileRequest, ResolveError, Resolved};
+pub use boot_files::{BootFiles, BootFilesConfig, FileRequest, OpenFile, ResolveError, Resolved};
 pub use dhcp::{DhcpError, DhcpServer, DhcpServerConfig, DhcpStats, LeaseView};
 pub use file_backend::{FileBackend, FileBackendError};
 pub use http::{HttpConfig, HttpError, HttpServer, HttpStats};

@@ -14,7 +14,9 @@ pub mod transfer;
 
 use thiserror::Error;
 
-pub use packet::{ErrorCode, Mode, Packet, Request, encode_data, encode_error, encode_oack};
+pub use packet::{
+    ErrorCode, Mode, Packet, Request, data_header, encode_data, encode_error, encode_oack,
+};
 pub use transfer::{
     BlockRange, Failure, Limits, Negotiated, ReadTransfer, Status, Step, Transmit, negotiate,
 };

@@ -216,9 +216,16 @@ impl Packet {
 /// Encodes a DATA packet without building a [`Packet`] (the hot path of a transfer).
 pub fn encode_data(block: u16, data: &[u8], out: &mut Vec<u8>) {
     out.clear();
-    out.extend_from_slice(&OPCODE_DATA.to_be_bytes());
-    out.extend_from_slice(&block.to_be_bytes());
+    out.extend_from_slice(&data_header(block));
     out.extend_from_slice(data);
+}
+
+/// The 4 bytes that precede a DATA packet's payload, for callers that lay several packets
+/// out back to back (one UDP segmentation-offload send per window).
+pub fn data_header(block: u16) -> [u8; 4] {
+    let [op_high, op_low] = OPCODE_DATA.to_be_bytes();
+    let [block_high, block_low] = block.to_be_bytes();
+    [op_high, op_low, block_high, block_low]
 }
 
 pub fn encode_error(code: ErrorCode, message: &str, out: &mut Vec<u8>) {
