@@ -138,6 +138,7 @@ async fn init(flags: &Flags) -> anyhow::Result<(config::Resolved, Arc<dyn Store>
     if existing.as_ref() != Some(&to_write) {
         config::write_file(&dir, &to_write)?;
     }
+    config::ensure_secret(&dir)?;
     let store = open_store(&resolved).await?;
     // MAAS names itself after its host until an admin says otherwise.
     if store.config_value("maas_name").await?.is_none() {
@@ -265,6 +266,7 @@ async fn start(flags: &Flags) -> anyhow::Result<()> {
         maas_region::RegionConfig {
             maas_url: resolved.maas_url.clone(),
             agent_dir: resolved.agent_dir.clone(),
+            secret: Some(config::ensure_secret(&resolved.data_dir)?),
             images: maas_region::service::images::ImagesConfig {
                 dir: Some(resolved.images_dir.clone()),
                 auto_import: resolved.images_auto_import,

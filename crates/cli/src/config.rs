@@ -168,6 +168,40 @@ pub fn resolve(
     })
 }
 
+/// The file holding the region's shared secret (hex), which racks must prove they know.
+pub const SECRET_FILE: &str = "secret";
+
+/// Reads the shared secret, creating a random one (mode 0600) the first time, as MAAS's
+/// `maas init` does.
+pub fn ensure_secret(dir: &Path) -> anyhow::Result<maas_rpc::Secret> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = dir.join(SECRET_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            return maas_rpc::Secret::from_hex(&text)
+                .with_context(|| format!("reading the shared secret in {}", path.display()));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            return Err(e)
+                .with_context(|| format!("reading the shared secret in {}", path.display()));
+        }
+    }
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("creating data directory {}", dir.display()))?;
+    let secret = maas_rpc::Secret::from_bytes(rand::random());
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("creating the shared secret in {}", path.display()))?;
+    file.write_all(format!("{}\n", secret.to_hex()).as_bytes())
+        .with_context(|| format!("writing the shared secret in {}", path.display()))?;
+    Ok(secret)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,6 +211,22 @@ mod tests {
         let text = include_str!("../regiond.example.toml");
         let config: FileConfig = toml::from_str(text).expect("example config parses");
         assert_eq!(config.listen.as_deref(), Some("0.0.0.0:5240"));
+    }
+
+    #[test]
+    fn secret_is_created_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = ensure_secret(dir.path()).unwrap();
+        let again = ensure_secret(dir.path()).unwrap();
+        assert_eq!(first, again);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join(SECRET_FILE))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        std::fs::write(dir.path().join(SECRET_FILE), "not hex").unwrap();
+        assert!(ensure_secret(dir.path()).is_err());
     }
 
     #[test]

@@ -13,6 +13,65 @@ use crate::region::Region;
 use crate::service::config;
 use crate::service::lifecycle::{self as life, Actor};
 
+/// Root image file names, in order of preference.
+const ROOT_FILES: [&str; 5] = [
+    "squashfs",
+    "root-tgz",
+    "root.tgz",
+    "root-txz",
+    "root.tar.xz",
+];
+
+/// The boot paths of the region's images (`<os>/<arch>/<subarch>/<series>/<label>/<file>`),
+/// as racks find them in the manifest. Empty (with a warning) if they cannot be read.
+async fn image_paths(region: &Region) -> Vec<String> {
+    let catalog =
+        crate::service::images::StoreCatalog::new(region.store.clone(), region.clock.clone());
+    match maas_images::boot_files(&catalog).await {
+        Ok(entries) => entries.into_iter().map(|e| e.path).collect(),
+        Err(error) => {
+            tracing::warn!(%error, "reading the boot images for a boot decision failed");
+            Vec::new()
+        }
+    }
+}
+
+/// The image directory (`<os>/<arch>/<subarch>/<series>/<label>`) holding a kernel for this
+/// OS, architecture and release: the wanted kernel flavour if there is one, else the
+/// newest `ga-`/`hwe-` flavour, else any.
+pub fn image_dir(
+    images: &[String],
+    osystem: &str,
+    arch: &str,
+    release: &str,
+    flavour: &str,
+) -> Option<String> {
+    let mut candidates: Vec<(&str, String)> = images
+        .iter()
+        .filter_map(|path| {
+            let parts: Vec<&str> = path.split('/').collect();
+            match parts.as_slice() {
+                [os, a, sub, series, label, "boot-kernel"]
+                    if *os == osystem && *a == arch && *series == release =>
+                {
+                    Some((*sub, format!("{os}/{a}/{sub}/{series}/{label}")))
+                }
+                _ => None,
+            }
+        })
+        .collect();
+    if let Some((_, dir)) = candidates.iter().find(|(sub, _)| *sub == flavour) {
+        return Some(dir.clone());
+    }
+    candidates.sort();
+    candidates
+        .iter()
+        .rev()
+        .find(|(sub, _)| sub.starts_with("ga-") || sub.starts_with("hwe-"))
+        .or(candidates.last())
+        .map(|(_, dir)| dir.clone())
+}
+
 /// The boot purpose for a node's state (§3.3 table).
 pub fn purpose(node: &Node) -> &'static str {
     match node.node_type {
@@ -154,6 +213,7 @@ pub async fn boot_config(
     };
     let Some(node) = node else {
         let label = kernel_subarch(&commissioning_os, &commissioning_release, &subarch, None);
+        let images = image_paths(region).await;
         tracing::debug!(rack, mac = ?request.mac, %arch, "boot config for an unknown machine: enlistment");
         return Ok(Some(reply(
             "commissioning",
@@ -169,6 +229,7 @@ pub async fn boot_config(
             log_port,
             kernel_opts,
             None,
+            &images,
         )));
     };
     let purpose = purpose(&node);
@@ -189,6 +250,7 @@ pub async fn boot_config(
         None
     };
     let label = kernel_subarch(&osystem, &release, &subarch, hwe);
+    let images = image_paths(region).await;
     // A PXE request shows the machine is alive: re-arm its status timer and log it.
     if let Some(expires) = node.status_expires {
         let timeout = life::node_timeout(region).await?;
@@ -234,6 +296,7 @@ pub async fn boot_config(
         log_port,
         kernel_opts,
         Some(node.system_id.clone()),
+        &images,
     )))
 }
 
@@ -252,8 +315,15 @@ fn reply(
     log_port: u16,
     extra_opts: String,
     system_id: Option<String>,
+    images: &[String],
 ) -> BootConfigReply {
-    let dir = format!("{osystem}/{arch}/{label}/{release}/stable");
+    let dir = image_dir(images, osystem, arch, release, label)
+        .unwrap_or_else(|| format!("{osystem}/{arch}/{label}/{release}/stable"));
+    let root = ROOT_FILES
+        .iter()
+        .map(|name| format!("{dir}/{name}"))
+        .find(|path| images.contains(path))
+        .unwrap_or_else(|| format!("{dir}/squashfs"));
     BootConfigReply {
         purpose: purpose.to_owned(),
         arch: arch.to_owned(),
@@ -263,7 +333,7 @@ fn reply(
         kernel: format!("{dir}/boot-kernel"),
         initrd: format!("{dir}/boot-initrd"),
         boot_dtb: None,
-        xinstall_path: Some(format!("{dir}/squashfs")),
+        xinstall_path: Some(root),
         hostname: hostname.to_owned(),
         domain: domain.to_owned(),
         preseed_url,
@@ -302,6 +372,38 @@ mod tests {
         assert_eq!(
             region_url_for("https://region.example/MAAS", rack),
             "https://region.example/MAAS"
+        );
+    }
+
+    #[test]
+    fn image_directories() {
+        let images: Vec<String> = [
+            "ubuntu/amd64/ga-24.04/noble/stable/boot-kernel",
+            "ubuntu/amd64/ga-24.04/noble/stable/boot-initrd",
+            "ubuntu/amd64/hwe-24.04/noble/stable/boot-kernel",
+            "ubuntu/amd64/ga-22.04/jammy/20240101/boot-kernel",
+            "ubuntu/arm64/ga-24.04/noble/stable/boot-kernel",
+            "grub-efi-signed/uefi/amd64/20210819/grubx64.efi",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        assert_eq!(
+            image_dir(&images, "ubuntu", "amd64", "noble", "hwe-24.04").as_deref(),
+            Some("ubuntu/amd64/hwe-24.04/noble/stable")
+        );
+        assert_eq!(
+            image_dir(&images, "ubuntu", "amd64", "jammy", "ga-22.04").as_deref(),
+            Some("ubuntu/amd64/ga-22.04/jammy/20240101")
+        );
+        // No exact flavour: the newest ga/hwe one.
+        assert_eq!(
+            image_dir(&images, "ubuntu", "amd64", "noble", "xgene").as_deref(),
+            Some("ubuntu/amd64/hwe-24.04/noble/stable")
+        );
+        assert_eq!(
+            image_dir(&images, "ubuntu", "ppc64el", "noble", "ga-24.04"),
+            None
         );
     }
 

@@ -73,7 +73,7 @@ impl TestRegion {
         self.raw(request).await
     }
 
-    async fn anonymous_get(&self, path: &str) -> Reply {
+    pub async fn anonymous_get(&self, path: &str) -> Reply {
         let request = Request::builder()
             .method("GET")
             .uri(path)

@@ -19,4 +19,5 @@ mod describe;
 mod dispatch;
 mod lifecycle;
 mod machines;
+mod racks;
 mod resources;

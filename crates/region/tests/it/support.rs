@@ -63,6 +63,9 @@ impl PowerControl for RecordingPower {
     }
 }
 
+/// The shared secret of every test region.
+pub const TEST_SECRET: &str = "0123456789abcdef0123456789abcdef";
+
 pub struct TestRegion {
     pub region: Arc<Region>,
     pub clock: Arc<ManualClock>,
@@ -116,7 +119,10 @@ impl TestRegion {
             .unwrap();
         let clock = Arc::new(ManualClock::new(now_ms()));
         let power = Arc::new(RecordingPower::default());
-        let mut config = RegionConfig::default();
+        let mut config = RegionConfig {
+            secret: Some(maas_rpc::Secret::from_hex(TEST_SECRET).unwrap()),
+            ..RegionConfig::default()
+        };
         config.images.dir = Some(dir.path().join("images"));
         config.images.importer = importer_config();
         let region = Region::with_power(store, config, clock.clone(), power.clone());
