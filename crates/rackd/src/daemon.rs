@@ -338,28 +338,58 @@ async fn supervise_dhcp(
     }
 }
 
+/// The DHCP service's state from what the region asks it to serve: `off` with nothing to
+/// serve, `degraded` while a listed interface does not exist on this host (the server keeps
+/// retrying it), `running` otherwise. Checked on every change and every 30 s.
 async fn follow_dhcp_status(
     mut changes: watch::Receiver<Arc<maas_rack::DhcpServiceConfig>>,
     services: Arc<ServiceRegistry>,
 ) {
+    let mut recheck = tokio::time::interval(std::time::Duration::from_secs(30));
+    recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let interfaces = changes.borrow_and_update().interfaces.len();
-        if interfaces == 0 {
-            services.set(
-                DHCPD,
-                ServiceStatus::Off,
-                "the region has not asked this rack to serve DHCP",
-            );
-        } else {
-            services.set(
-                DHCPD,
-                ServiceStatus::Running,
-                format!("serving {interfaces} interface(s)"),
-            );
+        let names: Vec<String> = changes
+            .borrow_and_update()
+            .interfaces
+            .iter()
+            .map(|i| i.name.clone())
+            .collect();
+        let (status, info) =
+            dhcp_status(&names, |name| nix::net::if_::if_nametoindex(name).is_ok());
+        services.set(DHCPD, status, info);
+        tokio::select! {
+            changed = changes.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+            }
+            _ = recheck.tick() => {}
         }
-        if changes.changed().await.is_err() {
-            return;
-        }
+    }
+}
+
+fn dhcp_status(interfaces: &[String], exists: impl Fn(&str) -> bool) -> (ServiceStatus, String) {
+    if interfaces.is_empty() {
+        return (
+            ServiceStatus::Off,
+            "the region has not asked this rack to serve DHCP".to_owned(),
+        );
+    }
+    let missing: Vec<&str> = interfaces
+        .iter()
+        .map(String::as_str)
+        .filter(|name| !exists(name))
+        .collect();
+    if missing.is_empty() {
+        (
+            ServiceStatus::Running,
+            format!("serving {} interface(s)", interfaces.len()),
+        )
+    } else {
+        (
+            ServiceStatus::Degraded,
+            format!("no such interface on this host: {}", missing.join(", ")),
+        )
     }
 }
 
@@ -446,6 +476,24 @@ fn lock(bound: &Mutex<Bound>) -> std::sync::MutexGuard<'_, Bound> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dhcp_status_follows_the_served_interfaces() {
+        let names = |list: &[&str]| list.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>();
+        let exists = |name: &str| name != "eth9";
+        assert_eq!(dhcp_status(&[], exists).0, ServiceStatus::Off);
+        assert_eq!(
+            dhcp_status(&names(&["eth0", "eth1"]), exists),
+            (ServiceStatus::Running, "serving 2 interface(s)".to_owned())
+        );
+        assert_eq!(
+            dhcp_status(&names(&["eth0", "eth9"]), exists),
+            (
+                ServiceStatus::Degraded,
+                "no such interface on this host: eth9".to_owned()
+            )
+        );
+    }
 
     #[test]
     fn bind_failures_read_like_maas_status_info() {
