@@ -28,11 +28,11 @@ async fn shutdown_signal() {
             }
         }
         Err(error) => {
-            tracing::warn!(%error, "cannot watch SIGTERM; stop with Ctrl-C");
+            tracing::warn!(target: "maas_rackd", %error, "cannot watch SIGTERM; stop with Ctrl-C");
             let _ = tokio::signal::ctrl_c().await;
         }
     }
-    tracing::info!("shutting down");
+    tracing::info!(target: "maas_rackd", "shutting down");
 }
 
 async fn execute(command: Command) -> anyhow::Result<()> {
