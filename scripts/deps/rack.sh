@@ -1,12 +1,14 @@
 #!/bin/bash
-# Debian packages the rack crates' tests need (maas-dhcp-wire, maas-tftp-wire, maas-boot-policy, maas-rack).
+# Debian packages the rack crates' tests need (maas-dhcp-wire, maas-tftp-wire, maas-boot-policy, maas-rack, maas-rackd).
 # Idempotent and non-interactive; run as root. The lead's test script runs every scripts/deps/*.sh.
 #
 #   busybox          udhcpc (real DHCP client) and dhcprelay (real DHCP relay, giaddr) in the rack integration tests
 #   tftp-hpa atftp   real TFTP clients (curl tftp:// is the third); atftp is the one that speaks RFC 7440 windowsize
 #   curl iproute2    HTTP/TFTP client; network namespaces and veth pairs
 #   qemu-system-x86 ipxe-qemu seabios   a PXE-booting guest (iPXE option ROM) for the boot test
-#   ipxe pxelinux syslinux-common grub-efi-amd64-signed shim-signed   boot loaders the rack serves
+#   ipxe pxelinux syslinux-common grub-efi-amd64-signed shim-signed shim-helpers-amd64-signed
+#                    boot loaders the rack serves (maas-rack copies them into <data dir>/boot-loaders at start;
+#                    shim-helpers gives mmx64.efi, the MOK manager shim chains to)
 #   isc-dhcp-relay   a real DHCP relay (dhcrelay) for the giaddr test; only DOWNLOADED and unpacked into
 #                    /var/cache/maas-rack-deps/root, never installed, so no relay service is ever started
 #
@@ -19,7 +21,7 @@ export DEBIAN_FRONTEND=noninteractive
 PKGS=(
   busybox tftp-hpa atftp curl iproute2
   qemu-system-x86 ipxe-qemu seabios
-  ipxe pxelinux syslinux-common grub-efi-amd64-signed shim-signed
+  ipxe pxelinux syslinux-common grub-efi-amd64-signed shim-signed shim-helpers-amd64-signed
 )
 
 relay_ok() { [ -x /var/cache/maas-rack-deps/root/usr/sbin/dhcrelay ]; }

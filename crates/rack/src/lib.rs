@@ -7,9 +7,10 @@
 //! `run(shutdown)`. Listening addresses and ports are always arguments.
 //!
 //! Boot images the rack does not hold come from [`ImageCache`], which fetches them from the
-//! region by sha256 over HTTP. Otherwise this crate does not talk to the region (the region
-//! link implements [`BootBackend`]), install boot loaders, or parse command lines and
-//! environment.
+//! region by sha256 over HTTP. [`RegionLink`] is the [`BootBackend`] that asks the region
+//! over the region-rack link, and reports leases and the [`ServiceRegistry`]'s states to it.
+//! This crate does not read the host's interfaces, install boot loaders, or parse command
+//! lines, config files or environment; the `maas-rackd` daemon does.
 
 pub mod backend;
 pub mod boot_files;
@@ -17,6 +18,8 @@ pub mod dhcp;
 pub mod file_backend;
 pub mod http;
 pub mod image_cache;
+pub mod link;
+pub mod services;
 pub mod tftp;
 
 pub use backend::{
@@ -30,4 +33,6 @@ pub use image_cache::{
     ImageCache, ImageCacheConfig, ImageCacheError, ImageCacheStats, ImageManifest, ImageSource,
     ImageSourceError, ManifestError, ManifestFile, RegionHttpSource,
 };
+pub use link::{InterfaceSource, LinkTiming, RegionLink, RegionLinkConfig, RegionLinkError};
+pub use services::{ServiceRegistry, ServiceStatus};
 pub use tftp::{TftpConfig, TftpError, TftpServer, TftpStats};
