@@ -3,7 +3,7 @@
 //! `signal` and the status webhook.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -986,10 +986,16 @@ impl Agent<'_> {
     /// The storage config's boot disk: its `path` if that exists, else the disk with its
     /// serial, else the first writable disk.
     fn resolve_disk(&self, plan: &Plan, inventory: &MachineResources) -> Result<PathBuf, String> {
-        if let Some(path) = &plan.disk.path
-            && Path::new(path).exists()
-        {
-            return Ok(PathBuf::from(path));
+        // Paths under /dev are looked up in the configured device directory, so an
+        // agent pointed at another one never writes to the host's disks.
+        if let Some(path) = &plan.disk.path {
+            let local = match path.strip_prefix("/dev/") {
+                Some(rest) => self.config.dev.join(rest),
+                None => PathBuf::from(path),
+            };
+            if local.exists() {
+                return Ok(local);
+            }
         }
         let disks = &inventory.resources.storage.disks;
         let by_serial = plan.disk.serial.as_ref().and_then(|serial| {

@@ -227,6 +227,11 @@ async fn handle(region: Arc<Region>, request: Request, rest: String) -> ServiceR
                 )),
             }
         }
+        (["curtin-config"], Some(node)) => Ok(with_type(
+            StatusCode::OK,
+            "application/x-yaml",
+            service::curtin_config(&region, &node, &base).await?,
+        )),
         (["user-data"], None) => Ok(octets(service::ephemeral_user_data(&base).into_bytes())),
         (["maas-scripts"], Some(node)) => {
             match scripts::tarball(region.store.as_ref(), &node).await? {

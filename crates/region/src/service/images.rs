@@ -1372,6 +1372,22 @@ async fn usable(
 /// `architecture`, and an OS other than Ubuntu also needs the commissioning release's
 /// image, which installs it. Otherwise a 400 form error keyed `distro_series`, as MAAS
 /// answers. Returns the resource to deploy (for [`mark_deployed`]).
+/// The boot resource with a complete set that installs `osystem`/`distro_series` on a
+/// machine of `architecture`, if the region has one.
+pub async fn deploy_resource(
+    store: &dyn Store,
+    osystem: &str,
+    distro_series: &str,
+    architecture: &str,
+) -> ServiceResult<Option<maas_store::BootResource>> {
+    let wanted = (osystem.to_owned(), distro_series.to_owned());
+    Ok(usable(store, architecture)
+        .await?
+        .into_iter()
+        .find(|(_, provided)| *provided == wanted)
+        .map(|(resource, _)| resource))
+}
+
 pub async fn check_deployable(
     store: &dyn Store,
     osystem: &str,

@@ -48,7 +48,15 @@ fn yaml_string(text: &str) -> String {
 /// webhook, and power-off when the environment is done.
 pub async fn preseed(region: &Region, node: &Node, base_url: &str) -> ServiceResult<String> {
     let token = node_token(region, node).await?;
-    let metadata_url = format!("{base_url}/MAAS/metadata/");
+    // A deployment boots the installer: curtin's metadata URL, and a reboot into the
+    // installed system at the end (§8.1 step 4).
+    let deploying = node.status == NodeStatus::Deploying && !node.ephemeral_deploy;
+    let metadata_url = if deploying {
+        format!("{base_url}/MAAS/metadata/curtin/")
+    } else {
+        format!("{base_url}/MAAS/metadata/")
+    };
+    let power_mode = if deploying { "reboot" } else { "poweroff" };
     let (ck, tk, ts) = (
         yaml_string(&token.consumer_key),
         yaml_string(&token.token_key),
@@ -58,7 +66,7 @@ pub async fn preseed(region: &Region, node: &Node, base_url: &str) -> ServiceRes
         "#cloud-config\n\
          datasource:\n  MAAS:\n    consumer_key: {ck}\n    metadata_url: {url}\n    token_key: {tk}\n    token_secret: {ts}\n\
          reporting:\n  maas:\n    consumer_key: {ck}\n    endpoint: {status}\n    token_key: {tk}\n    token_secret: {ts}\n    type: webhook\n\
-         power_state:\n  condition: test ! -e /tmp/block-poweroff\n  delay: now\n  mode: poweroff\n  timeout: 1800\n",
+         power_state:\n  condition: test ! -e /tmp/block-poweroff\n  delay: now\n  mode: {power_mode}\n  timeout: 1800\n",
         url = yaml_string(&metadata_url),
         status = yaml_string(&format!(
             "{base_url}/MAAS/metadata/status/{}",
@@ -1131,4 +1139,189 @@ mod tests {
         assert_eq!(SignalStatus::parse("ok"), None);
         assert_eq!(runtime_text(3_723_000), "1:02:03");
     }
+}
+
+/// The curtin source type of a stored image file (provisioning.md §8.3), `None` for
+/// files that are not an installable root (kernels, initrds, manifests).
+pub fn curtin_source_type(filetype: &str) -> Option<&'static str> {
+    Some(match filetype {
+        "root-tgz" => "tgz",
+        "root-tbz" => "tbz",
+        "root-txz" => "txz",
+        "root-dd" => "dd-tgz",
+        "root-dd.tar" => "dd-tar",
+        "root-dd.tar.bz2" => "dd-tbz",
+        "root-dd.tar.xz" => "dd-txz",
+        "root-dd.bz2" => "dd-bz2",
+        "root-dd.gz" => "dd-gz",
+        "root-dd.xz" => "dd-xz",
+        "root-dd.raw" => "dd-raw",
+        "squashfs" => "cp",
+        _ => return None,
+    })
+}
+
+/// The installation source of the image a deploying node gets: the newest complete set
+/// of its boot resource, its installable file preferred dd image, then root tarball,
+/// then squashfs (MAAS's `cp:///media/root-ro`).
+async fn install_source(
+    region: &Region,
+    node: &Node,
+    base_url: &str,
+) -> ServiceResult<serde_json::Value> {
+    let architecture = node.architecture.as_deref().unwrap_or("amd64/generic");
+    let image = crate::service::images::deploy_resource(
+        region.store.as_ref(),
+        &node.osystem,
+        &node.distro_series,
+        architecture,
+    )
+    .await?
+    .ok_or_else(|| {
+        ServiceError::NotFound(format!(
+            "No boot image '{}/{}' for {architecture}.",
+            node.osystem, node.distro_series
+        ))
+    })?;
+    let mut sets = region.store.boot_resource_sets(image.id).await?;
+    sets.sort_by_key(|set| std::cmp::Reverse(set.id));
+    for set in sets {
+        let files = region.store.boot_resource_files(set.id).await?;
+        if files.is_empty() || !files.iter().all(|f| f.complete) {
+            continue;
+        }
+        let rank = |kind: &str| match kind {
+            "cp" => 2,
+            k if k.starts_with("dd-") => 0,
+            _ => 1,
+        };
+        let best = files
+            .iter()
+            .filter_map(|f| curtin_source_type(&f.filetype).map(|kind| (kind, f)))
+            .min_by_key(|(kind, _)| rank(kind));
+        let Some((kind, file)) = best else {
+            continue;
+        };
+        if kind == "cp" {
+            return Ok(serde_json::json!({"type": "cp", "uri": "cp:///media/root-ro"}));
+        }
+        let url = format!(
+            "{base_url}/MAAS/boot-resources/{}/{}",
+            file.sha256, file.filename
+        );
+        let uri = if kind.starts_with("dd-") {
+            format!("{kind}:{url}")
+        } else {
+            url
+        };
+        return Ok(serde_json::json!({
+            "type": kind,
+            "uri": uri,
+            "sha256": file.sha256,
+            "size": file.size,
+        }));
+    }
+    Err(ServiceError::NotFound(format!(
+        "The boot image '{}' has no complete set to install from.",
+        image.name
+    )))
+}
+
+/// `curtin/<ver>/curtin-config`: the curtin configuration of a deploying node (§8.2)
+/// as JSON, which is YAML too: the installation source, the boot disk, reporting to the
+/// status webhook, the cloud-init seed for the installed system and the `netboot_off`
+/// late command. The agent installs from it; MAAS packs the same into `curtin-installer`.
+pub async fn curtin_config(region: &Region, node: &Node, base_url: &str) -> ServiceResult<Vec<u8>> {
+    if !matches!(node.status, NodeStatus::Deploying | NodeStatus::Deployed) {
+        return Err(ServiceError::Conflict(format!(
+            "Node {} is {}, not deploying: it has no curtin configuration.",
+            node.system_id,
+            node.status.label()
+        )));
+    }
+    let token = node_token(region, node).await?;
+    let source = install_source(region, node, base_url).await?;
+    let metadata_url = format!("{base_url}/MAAS/metadata/");
+    let status_url = format!("{base_url}/MAAS/metadata/status/{}", node.system_id);
+    let boot = node
+        .boot_disk_id
+        .and_then(|id| node.block_devices.iter().find(|d| d.id == id))
+        .or_else(|| node.block_devices.first());
+    let storage: Vec<serde_json::Value> = boot
+        .map(|disk| {
+            let mut entry = serde_json::json!({
+                "id": disk.name,
+                "name": disk.name,
+                "type": "disk",
+                "ptable": "gpt",
+                "wipe": "superblock",
+                "grub_device": true,
+            });
+            match disk.serial.as_deref().filter(|s| !s.is_empty()) {
+                Some(serial) => entry["serial"] = serde_json::json!(serial),
+                None => {
+                    entry["path"] = serde_json::json!(
+                        disk.id_path
+                            .clone()
+                            .unwrap_or_else(|| format!("/dev/{}", disk.name))
+                    )
+                }
+            }
+            vec![entry]
+        })
+        .unwrap_or_default();
+    let credentials = |prefix: &str| {
+        format!(
+            "{prefix}consumer_key: {}\n{prefix}token_key: {}\n{prefix}token_secret: {}\n",
+            yaml_string(&token.consumer_key),
+            yaml_string(&token.token_key),
+            yaml_string(token.token_secret.expose()),
+        )
+    };
+    let document = serde_json::json!({
+        "sources": {"00_image": source},
+        "storage": {"version": 1, "config": storage},
+        "reporting": {"maas": {
+            "type": "webhook",
+            "endpoint": status_url,
+            "consumer_key": token.consumer_key,
+            "token_key": token.token_key,
+            "token_secret": token.token_secret.expose(),
+        }},
+        "install": {
+            "log_file": "/tmp/install.log",
+            "error_tarfile": "/tmp/curtin-logs.tar",
+            "post_files": ["/tmp/install.log", "/tmp/curtin-logs.tar"],
+        },
+        "verbosity": 3,
+        "showtrace": true,
+        "cloudconfig": {
+            "90_maas_datasource": {
+                "path": "/etc/cloud/cloud.cfg.d/90_maas_datasource.cfg",
+                "content": "datasource_list: [ MAAS ]\n",
+            },
+            "90_maas_cloud_config": {
+                "path": "/etc/cloud/cloud.cfg.d/90_maas_cloud_config.cfg",
+                "content": format!(
+                    "datasource:\n  MAAS:\n    metadata_url: {}\n{}manual_cache_clean: true\n",
+                    yaml_string(&metadata_url),
+                    credentials("    "),
+                ),
+            },
+            "90_maas_cloud_init_reporting": {
+                "path": "/etc/cloud/cloud.cfg.d/90_maas_cloud_init_reporting.cfg",
+                "content": format!(
+                    "reporting:\n  maas:\n    type: webhook\n    endpoint: {}\n{}",
+                    yaml_string(&status_url),
+                    credentials("    "),
+                ),
+            },
+        },
+        "late_commands": {"maas": [
+            "wget", "--no-proxy",
+            format!("{metadata_url}latest/by-id/{}/", node.system_id),
+            "--post-data", "op=netboot_off", "-O", "/dev/null",
+        ]},
+    });
+    Ok(format!("{document:#}\n").into_bytes())
 }
