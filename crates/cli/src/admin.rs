@@ -66,7 +66,9 @@ impl Flags {
 const USAGE: &str = "\
 usage:
   maas init [--data-dir DIR] [--maas-url URL] [--database-uri URI]
-  maas start [--data-dir DIR] [--listen ADDR:PORT]
+  maas start [--data-dir DIR] [--listen ADDR:PORT] [--no-rack]
+      (runs the region and, unless --no-rack or MAAS_RACK=off, a rack controller;
+       rack settings in DIR/rack/rackd.toml)
   maas createadmin --username U --email E [--password P] [--data-dir DIR]
   maas apikey --username U [--generate | --delete KEY] [--data-dir DIR]
   maas changepassword USERNAME [--data-dir DIR]";
@@ -82,7 +84,7 @@ pub async fn run(command: &str, args: &[String]) -> anyhow::Result<()> {
             init(&flags).await.map(|_| ())
         }
         "start" => {
-            let flags = Flags::parse(args, &["data-dir", "listen"], &[])?;
+            let flags = Flags::parse(args, &["data-dir", "listen"], &["no-rack"])?;
             start(&flags).await
         }
         "createadmin" => {
@@ -261,12 +263,13 @@ async fn start(flags: &Flags) -> anyhow::Result<()> {
             .with_context(|| format!("listen address '{listen}' is not ADDR:PORT"))?;
     }
     init_logging(resolved.json_logs);
+    let secret = config::ensure_secret(&resolved.data_dir)?;
     let region = maas_region::Region::new(
         store.clone(),
         maas_region::RegionConfig {
             maas_url: resolved.maas_url.clone(),
             agent_dir: resolved.agent_dir.clone(),
-            secret: Some(config::ensure_secret(&resolved.data_dir)?),
+            secret: Some(secret.clone()),
             images: maas_region::service::images::ImagesConfig {
                 dir: Some(resolved.images_dir.clone()),
                 auto_import: resolved.images_auto_import,
@@ -295,12 +298,78 @@ async fn start(flags: &Flags) -> anyhow::Result<()> {
         data_dir = %resolved.data_dir.display(),
         "MAAS region started: http://{bound}/MAAS/"
     );
-    maas_region::serve(region, listener, shutdown_signal())
+    // One signal stops both the region and the rack it runs.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop.send(true);
+    });
+    let wait = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = stopped.wait_for(|s| *s).await;
+    };
+    let rack = match all_in_one_rack(flags, &resolved, bound)? {
+        Some(rack_config) => {
+            tracing::info!(
+                data_dir = %rack_config.data_dir.display(),
+                region = ?rack_config.maas_urls,
+                "starting the rack controller in this process"
+            );
+            let shutdown = wait(stopped.clone());
+            Some(tokio::spawn(async move {
+                if let Err(error) = maas_rackd::run(rack_config, secret, shutdown).await {
+                    tracing::error!(error = %format!("{error:#}"), "the in-process rack stopped");
+                }
+            }))
+        }
+        None => None,
+    };
+    maas_region::serve(region, listener, wait(stopped))
         .await
         .context("serving the region API")?;
+    if let Some(rack) = rack {
+        let _ = rack.await;
+    }
     background.abort();
     tracing::info!("MAAS region stopped");
     Ok(())
+}
+
+/// The rack `maas start` runs beside the region, unless `--no-rack` or `MAAS_RACK=off`:
+/// its state under `<data dir>/rack`, its settings from `<data dir>/rack/rackd.toml` when
+/// that exists (ports, listen addresses, DHCP on or off), linked to this region over the
+/// same link a separate `maas-rack` uses.
+fn all_in_one_rack(
+    flags: &Flags,
+    resolved: &config::Resolved,
+    bound: std::net::SocketAddr,
+) -> anyhow::Result<Option<maas_rackd::RackConfig>> {
+    let off = std::env::var("MAAS_RACK")
+        .map(|v| {
+            matches!(
+                v.to_ascii_lowercase().as_str(),
+                "off" | "false" | "0" | "no"
+            )
+        })
+        .unwrap_or(false);
+    if flags.has("no-rack") || off {
+        return Ok(None);
+    }
+    let dir = resolved.data_dir.join("rack");
+    let mut file = maas_rackd::config::read_file(&dir)?.unwrap_or_default();
+    let host = if bound.ip().is_unspecified() {
+        match bound.ip() {
+            std::net::IpAddr::V4(_) => "127.0.0.1".to_owned(),
+            std::net::IpAddr::V6(_) => "[::1]".to_owned(),
+        }
+    } else {
+        match bound.ip() {
+            std::net::IpAddr::V4(v4) => v4.to_string(),
+            std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+        }
+    };
+    file.maas_url = vec![format!("http://{host}:{}/MAAS", bound.port())];
+    let (config, _json) = maas_rackd::config::resolve(dir, file)?;
+    Ok(Some(config))
 }
 
 async fn shutdown_signal() {

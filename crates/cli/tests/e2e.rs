@@ -99,6 +99,14 @@ impl Region {
             std::fs::read_to_string(data_dir.path().join("regiond.toml")).unwrap()
         );
 
+        // The all-in-one's rack: loopback only and no DHCP, so a test answers nobody on
+        // the machine's network.
+        std::fs::create_dir_all(data_dir.path().join("rack")).unwrap();
+        std::fs::write(
+            data_dir.path().join("rack/rackd.toml"),
+            "[dhcp]\nenabled = false\n[tftp]\nlisten = [\"127.0.0.1:0\"]\n[http]\nlisten = \"127.0.0.1:0\"\n",
+        )
+        .unwrap();
         let mut child = Command::new(MAAS)
             .envs(env.iter().copied())
             .args(["start", "--listen", "127.0.0.1:0", "--data-dir"])
@@ -212,6 +220,31 @@ fn walk(region: &Region) {
         Some(&format!("{key}\n")),
     );
     assert!(login.contains("You are now logged in"), "{login}");
+    // `maas start` runs a rack in its process, linked to the region like any other.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let racks = region.ok(&["admin", "rack-controllers", "read"], None);
+        let racks: serde_json::Value = serde_json::from_str(&racks).unwrap();
+        let running = racks.as_array().is_some_and(|list| {
+            list.len() == 1
+                && list[0]["service_set"].as_array().is_some_and(|services| {
+                    services
+                        .iter()
+                        .any(|s| s["name"] == "rackd" && s["status"] == "running")
+                        && services
+                            .iter()
+                            .any(|s| s["name"] == "tftp" && s["status"] == "running")
+                })
+        });
+        if running {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the in-process rack did not come up: {racks}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
     let created = region.ok(
         &[
             "admin",
@@ -287,7 +320,14 @@ fn walk(region: &Region) {
 
     let nodes: serde_json::Value =
         serde_json::from_str(&region.ok(&["admin", "nodes", "read"], None)).unwrap();
-    assert_eq!(nodes.as_array().unwrap().len(), 2);
+    // Both machines and the rack controller `maas start` runs (node_type 2).
+    let nodes = nodes.as_array().unwrap();
+    assert_eq!(nodes.len(), 3, "{nodes:?}");
+    assert_eq!(
+        nodes.iter().filter(|n| n["node_type"] == 2).count(),
+        1,
+        "{nodes:?}"
+    );
     let one: serde_json::Value =
         serde_json::from_str(&region.ok(&["admin", "machine", "read", &system_id], None)).unwrap();
     assert_eq!(one["hostname"], "node2");
@@ -444,27 +484,7 @@ fn serve_dir(root: PathBuf) -> String {
 
 /// `GET path` on the region without credentials: (status, body).
 fn http_get(region_url: &str, path: &str) -> (u16, Vec<u8>) {
-    use std::io::Read;
-    let host = region_url
-        .trim_start_matches("http://")
-        .split('/')
-        .next()
-        .unwrap();
-    let mut stream = std::net::TcpStream::connect(host).unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut reply = Vec::new();
-    stream.read_to_end(&mut reply).unwrap();
-    let split = reply
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("an HTTP reply");
-    let head = String::from_utf8_lossy(&reply[..split]).into_owned();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    (status, reply[split + 4..].to_vec())
+    http_get_with(region_url, path, None)
 }
 
 /// An admin with a key, logged in as profile `admin`.
@@ -676,4 +696,303 @@ fn boot_images_with_real_clients() {
         manifest["files"]["ubuntu/amd64/ga-22.04/jammy/stable/boot-kernel"].is_object(),
         "{manifest}"
     );
+}
+
+/// The machine agent of the in-memory environment, run in this process against the
+/// region, with the small VM's /proc and /sys fixture and a sparse file as its disk.
+struct Machine {
+    root: PathBuf,
+    dev: tempfile::TempDir,
+    work: tempfile::TempDir,
+}
+
+impl Machine {
+    fn new() -> Machine {
+        let dev = tempfile::tempdir().unwrap();
+        let disk = std::fs::File::create(dev.path().join("vda")).unwrap();
+        disk.set_len(8 * 1024 * 1024 * 1024).unwrap();
+        Machine {
+            root: repo_root().join("crates/agent/tests/data/inventory/qemu-vm"),
+            dev,
+            work: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// Boots the environment with `preseed_url` on its kernel command line, as the rack's
+    /// boot config puts it, and runs the agent to its end.
+    fn boot(&self, preseed_url: &str) -> maas_agent::agent::Ending {
+        let mut config = maas_agent::agent::Config::new(format!(
+            "console=ttyS0 cloud-config-url={preseed_url} BOOTIF=01-52-54-00-12-34-56"
+        ));
+        config.root = self.root.clone();
+        config.dev = self.dev.path().to_path_buf();
+        config.work = self.work.path().to_path_buf();
+        config.heartbeat = Duration::from_secs(5);
+        config.backoff = vec![Duration::from_millis(100)];
+        maas_agent::agent::run(&config).unwrap()
+    }
+
+    fn disk(&self) -> PathBuf {
+        self.dev.path().join("vda")
+    }
+}
+
+fn machine_json(region: &Region, system_id: &str) -> serde_json::Value {
+    serde_json::from_str(&region.ok(&["admin", "machine", "read", system_id], None)).unwrap()
+}
+
+/// A YAML `key: value` line's value from a preseed.
+fn preseed_value(preseed: &str, key: &str) -> String {
+    preseed
+        .lines()
+        .find_map(|line| line.trim().strip_prefix(&format!("{key}:")))
+        .unwrap_or_else(|| panic!("{key} in {preseed}"))
+        .trim()
+        .trim_matches('"')
+        .to_owned()
+}
+
+/// A machine's whole life through `maas start`, the `maas` CLI and the real machine agent
+/// (in this process instead of a PXE-booted VM; the QEMU boot of the same agent is
+/// crates/agent's boot test): enlisted as New, commissioned to Ready with its inventory,
+/// allocated, deployed (the curtin configuration's image written to its disk), Deployed
+/// when the installed OS fetches its user data, released with a quick erase to Ready.
+#[test]
+fn machine_life_with_the_agent() {
+    let region = Region::start(None);
+    login_admin(&region);
+    let phase = Instant::now();
+    let mut timings = Vec::new();
+    let lap = |name: &str, timings: &mut Vec<String>| {
+        timings.push(format!("{name} {:.2} s", phase.elapsed().as_secs_f64()));
+    };
+
+    // A custom disk image to deploy, uploaded as users do.
+    let work = tempfile::tempdir().unwrap();
+    let image = work.path().join("life.dd");
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let bytes: Vec<u8> = (0..3 * 1024 * 1024)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect();
+    std::fs::write(&image, &bytes).unwrap();
+    region.ok(
+        &[
+            "admin",
+            "boot-resources",
+            "create",
+            "name=custom/life",
+            "title=Life test",
+            "architecture=amd64/generic",
+            "filetype=ddraw",
+            &format!("content@={}", image.display()),
+        ],
+        None,
+    );
+
+    // An unknown machine boots the enlistment environment and enlists itself.
+    let machine = Machine::new();
+    let base = region.url.trim_end_matches('/').to_owned();
+    let ending = machine.boot(&format!(
+        "{base}/metadata/latest/enlist-preseed/?op=get_enlist_preseed"
+    ));
+    assert_eq!(ending, maas_agent::agent::Ending::PowerOff);
+    let found: serde_json::Value = serde_json::from_str(&region.ok(
+        &["admin", "machines", "read", "mac_address=52:54:00:12:34:56"],
+        None,
+    ))
+    .unwrap();
+    assert_eq!(found.as_array().unwrap().len(), 1, "{found}");
+    let system_id = found[0]["system_id"].as_str().unwrap().to_owned();
+    assert_eq!(found[0]["status_name"], "New", "{found}");
+    lap("enlisted", &mut timings);
+
+    region.ok(
+        &[
+            "admin",
+            "machine",
+            "update",
+            &system_id,
+            "power_type=manual",
+        ],
+        None,
+    );
+    let started = machine_json(&region, &system_id);
+    assert_eq!(started["status_name"], "New");
+    let out: serde_json::Value = serde_json::from_str(&region.ok(
+        &[
+            "admin",
+            "machine",
+            "commission",
+            &system_id,
+            "testing_scripts=none",
+        ],
+        None,
+    ))
+    .unwrap();
+    assert_eq!(out["status_name"], "Commissioning", "{out}");
+    let preseed_url = format!("{base}/metadata/latest/by-id/{system_id}/?op=get_preseed");
+    machine.boot(&preseed_url);
+    let ready = machine_json(&region, &system_id);
+    assert_eq!(ready["status_name"], "Ready", "{ready}");
+    assert_eq!(ready["cpu_count"], 2, "{ready}");
+    assert_eq!(ready["memory"], 512, "{ready}");
+    assert_eq!(ready["boot_interface"]["mac_address"], "52:54:00:12:34:56");
+    assert_eq!(
+        ready["storage"].as_f64().map(|mb| mb.round() as i64),
+        Some(8590),
+        "{ready}"
+    );
+    lap("commissioned", &mut timings);
+
+    let allocated: serde_json::Value = serde_json::from_str(&region.ok(
+        &[
+            "admin",
+            "machines",
+            "allocate",
+            &format!("system_id={system_id}"),
+        ],
+        None,
+    ))
+    .unwrap();
+    assert_eq!(allocated["status_name"], "Allocated", "{allocated}");
+    // user_data is base64, as MAAS's CLI users give it.
+    let user_data = "I2Nsb3VkLWNvbmZpZwpydW5jbWQ6IFtlY2hvLCBoZWxsb10K";
+    let deploying: serde_json::Value = serde_json::from_str(&region.ok(
+        &[
+            "admin",
+            "machine",
+            "deploy",
+            &system_id,
+            "distro_series=custom/life",
+            &format!("user_data={user_data}"),
+        ],
+        None,
+    ))
+    .unwrap();
+    assert_eq!(deploying["status_name"], "Deploying", "{deploying}");
+    let ending = machine.boot(&preseed_url);
+    assert_eq!(ending, maas_agent::agent::Ending::Reboot);
+    let mut written = vec![0u8; bytes.len()];
+    {
+        use std::io::Read;
+        std::fs::File::open(machine.disk())
+            .unwrap()
+            .read_exact(&mut written)
+            .unwrap();
+    }
+    assert!(written == bytes, "the image was written to the boot disk");
+    let after_install = machine_json(&region, &system_id);
+    assert_eq!(after_install["status_name"], "Deploying");
+    assert_eq!(after_install["netboot"], false, "netboot_off was posted");
+    // The installed OS's first boot: cloud-init's MAAS datasource fetches its user data
+    // with the node's token, and that makes the machine Deployed.
+    let (status, preseed) = http_get(
+        &region.url,
+        &format!("/MAAS/metadata/latest/by-id/{system_id}/?op=get_preseed"),
+    );
+    assert_eq!(status, 200);
+    let preseed = String::from_utf8(preseed).unwrap();
+    let header = format!(
+        "OAuth oauth_version=\"1.0\", oauth_signature_method=\"PLAINTEXT\", oauth_consumer_key=\"{}\", oauth_token=\"{}\", oauth_signature=\"&{}\", oauth_nonce=\"life-1\", oauth_timestamp=\"{}\"",
+        preseed_value(&preseed, "consumer_key"),
+        preseed_value(&preseed, "token_key"),
+        preseed_value(&preseed, "token_secret"),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    );
+    let (status, data) = http_get_with(
+        &region.url,
+        "/MAAS/metadata/latest/user-data",
+        Some(&header),
+    );
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&data));
+    assert_eq!(data, b"#cloud-config\nruncmd: [echo, hello]\n");
+    let deployed = machine_json(&region, &system_id);
+    assert_eq!(deployed["status_name"], "Deployed", "{deployed}");
+    assert_eq!(deployed["osystem"], "custom");
+    assert_eq!(deployed["distro_series"], "life");
+    lap("deployed", &mut timings);
+
+    let releasing: serde_json::Value = serde_json::from_str(&region.ok(
+        &[
+            "admin",
+            "machine",
+            "release",
+            &system_id,
+            "erase=true",
+            "quick_erase=true",
+        ],
+        None,
+    ))
+    .unwrap();
+    assert_eq!(releasing["status_name"], "Disk erasing", "{releasing}");
+    machine.boot(&preseed_url);
+    let released = machine_json(&region, &system_id);
+    assert_eq!(released["status_name"], "Ready", "{released}");
+    assert!(released["owner"].is_null(), "{released}");
+    {
+        use std::io::Read;
+        let mut head = vec![0u8; 1024 * 1024];
+        std::fs::File::open(machine.disk())
+            .unwrap()
+            .read_exact(&mut head)
+            .unwrap();
+        assert!(
+            head.iter().all(|b| *b == 0),
+            "the quick erase wiped the first MiB"
+        );
+    }
+    lap("released", &mut timings);
+    let events = region.ok(
+        &[
+            "admin",
+            "events",
+            "query",
+            &format!("id={system_id}"),
+            "level=DEBUG",
+        ],
+        None,
+    );
+    for wanted in ["Commissioning", "Deploying", "Deployed", "Disk erasing"] {
+        assert!(
+            events.contains(wanted),
+            "{wanted} in the event log: {events}"
+        );
+    }
+    eprintln!("machine life: {}", timings.join(", "));
+}
+
+/// `GET path` on the region, with an `Authorization` header if given: (status, body).
+fn http_get_with(region_url: &str, path: &str, authorization: Option<&str>) -> (u16, Vec<u8>) {
+    use std::io::Read;
+    let host = region_url
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap();
+    let mut stream = std::net::TcpStream::connect(host).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\n{}Connection: close\r\n\r\n",
+        authorization
+            .map(|value| format!("Authorization: {value}\r\n"))
+            .unwrap_or_default()
+    )
+    .unwrap();
+    let mut reply = Vec::new();
+    stream.read_to_end(&mut reply).unwrap();
+    let split = reply
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("an HTTP reply");
+    let head = String::from_utf8_lossy(&reply[..split]).into_owned();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, reply[split + 4..].to_vec())
 }
