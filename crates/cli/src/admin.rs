@@ -276,11 +276,17 @@ async fn start(flags: &Flags) -> anyhow::Result<()> {
                 default_source: default_boot_source(&resolved),
                 ..maas_region::service::images::ImagesConfig::default()
             },
+            power_poll: (resolved.power_poll_interval > 0).then(|| {
+                maas_power::poller::PollerConfig {
+                    interval: std::time::Duration::from_secs(resolved.power_poll_interval),
+                    ..maas_power::poller::PollerConfig::default()
+                }
+            }),
             ..maas_region::RegionConfig::default()
         },
         Arc::new(maas_region::SystemClock),
     );
-    // Builtin scripts, status timers and heartbeat supervision.
+    // Builtin scripts, status timers, heartbeat supervision and the power poller.
     let background = region
         .start()
         .await

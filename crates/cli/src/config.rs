@@ -34,6 +34,8 @@ pub struct FileConfig {
     pub boot_source_url: Option<String>,
     /// That source's keyring file.
     pub boot_source_keyring: Option<PathBuf>,
+    /// Seconds between power-state queries of one BMC (default 15; 0 turns polling off).
+    pub power_poll_interval: Option<u64>,
 }
 
 /// The configuration after every layer is applied and checked.
@@ -49,6 +51,7 @@ pub struct Resolved {
     pub images_auto_import: bool,
     pub boot_source_url: String,
     pub boot_source_keyring: PathBuf,
+    pub power_poll_interval: u64,
 }
 
 /// `--data-dir`, else `MAAS_DATA_DIR`, else MAAS's `/var/lib/maas` for root
@@ -154,7 +157,14 @@ pub fn resolve(
                 maas_region::service::images::DefaultBootSource::default().keyring_filename,
             )
         });
+    let power_poll_interval = match env("MAAS_POWER_POLL_INTERVAL") {
+        None => file.power_poll_interval.unwrap_or(15),
+        Some(text) => text.parse().with_context(|| {
+            format!("MAAS_POWER_POLL_INTERVAL '{text}' is not a number of seconds")
+        })?,
+    };
     Ok(Resolved {
+        power_poll_interval,
         data_dir,
         maas_url,
         database_uri,

@@ -996,3 +996,167 @@ fn http_get_with(region_url: &str, path: &str, authorization: Option<&str>) -> (
     let status = head.split(' ').nth(1).unwrap().parse().unwrap();
     (status, reply[split + 4..].to_vec())
 }
+
+/// The power poller of `maas start` against pyghmi's IPMI v2.0 BMC (from PyPI): a wrong
+/// password turns the machine's power state to `error` with an event naming the BMC;
+/// the right one brings the BMC's state back, and a change made behind MAAS's back
+/// (ipmitool) is noticed.
+#[test]
+fn power_is_polled_from_a_real_bmc() {
+    let python = repo_root().join(".venv/bin/python");
+    let pyghmi = Command::new(&python)
+        .args(["-c", "import pyghmi.ipmi.bmc"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let ipmitool = Command::new("ipmitool").arg("-V").output().is_ok();
+    if !require(
+        pyghmi && ipmitool,
+        "pyghmi in .venv and ipmitool (scripts/deps/power.sh)",
+    ) {
+        return;
+    }
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut bmc = Command::new(&python)
+        .arg(repo_root().join("crates/power/tests/bmc/ipmi_bmc.py"))
+        .args(["--address", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--user", "admin", "--password", "secret"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut ready = String::new();
+    BufReader::new(bmc.stdout.take().unwrap())
+        .read_line(&mut ready)
+        .unwrap();
+    assert!(ready.contains("ready"), "the BMC started: {ready}");
+    struct Kill(Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _bmc = Kill(bmc);
+
+    let region = Region::start_with(
+        None,
+        &[
+            ("MAAS_IMAGES_AUTO_IMPORT", "false"),
+            ("MAAS_POWER_POLL_INTERVAL", "1"),
+        ],
+    );
+    login_admin(&region);
+    let bmc_address = format!("127.0.0.1:{port}");
+    let created: serde_json::Value = serde_json::from_str(&region.ok(
+        &[
+            "admin",
+            "machines",
+            "create",
+            "architecture=amd64/generic",
+            "mac_addresses=52:54:00:00:07:77",
+            "power_type=ipmi",
+            &format!("power_parameters_power_address={bmc_address}"),
+            "power_parameters_power_user=admin",
+            "power_parameters_power_pass=wrong",
+            "power_parameters_power_driver=LAN_2_0",
+        ],
+        None,
+    ))
+    .unwrap();
+    let system_id = created["system_id"].as_str().unwrap().to_owned();
+    let wait_for = |wanted: &str| {
+        let started = Instant::now();
+        loop {
+            let machine = machine_json(&region, &system_id);
+            if machine["power_state"] == wanted {
+                return started.elapsed();
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "power_state never became {wanted}: {machine}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    wait_for("error");
+    // The commissioning power-on failed ("Failed to power on node"); the poller's own
+    // query fails too and says so, naming the BMC.
+    let started = Instant::now();
+    loop {
+        let events = region.ok(
+            &[
+                "admin",
+                "events",
+                "query",
+                &format!("id={system_id}"),
+                "level=DEBUG",
+            ],
+            None,
+        );
+        let events: serde_json::Value = serde_json::from_str(&events).unwrap();
+        let polled = events["events"].as_array().unwrap().iter().find(|e| {
+            e["type"] == "Failed to query node's BMC"
+                && e["description"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains(&bmc_address)
+        });
+        if let Some(event) = polled {
+            eprintln!(
+                "power poller: error after {:.2} s: {}",
+                started.elapsed().as_secs_f64(),
+                event["description"]
+            );
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no poller event naming {bmc_address}: {events}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(machine_json(&region, &system_id)["power_state"], "error");
+
+    region.ok(
+        &[
+            "admin",
+            "machine",
+            "update",
+            &system_id,
+            "power_parameters_power_pass=secret",
+        ],
+        None,
+    );
+    // The region's own commissioning power-on failed with the wrong password, so the
+    // BMC is as the emulator started it: off, unless something powered it on since.
+    let status = Command::new("ipmitool")
+        .args(["-I", "lanplus", "-H", "127.0.0.1", "-p", &port.to_string()])
+        .args(["-U", "admin", "-E", "power", "status"])
+        .env("IPMI_PASSWORD", "secret")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&status.stdout).to_lowercase();
+    let now_state = if text.contains("is on") { "on" } else { "off" };
+    let took = wait_for(now_state);
+    eprintln!(
+        "power poller: {now_state} after {:.2} s",
+        took.as_secs_f64()
+    );
+    let other = if now_state == "on" { "off" } else { "on" };
+    let changed = Command::new("ipmitool")
+        .args(["-I", "lanplus", "-H", "127.0.0.1", "-p", &port.to_string()])
+        .args(["-U", "admin", "-E", "power", other])
+        .env("IPMI_PASSWORD", "secret")
+        .output()
+        .unwrap();
+    assert!(changed.status.success(), "{changed:?}");
+    let took = wait_for(other);
+    eprintln!(
+        "power poller: noticed {other} after {:.2} s",
+        took.as_secs_f64()
+    );
+}

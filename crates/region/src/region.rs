@@ -67,6 +67,8 @@ pub struct RegionConfig {
     pub heartbeat_interval: std::time::Duration,
     /// Boot images: the content store, the importer, automatic imports, the default source.
     pub images: crate::service::images::ImagesConfig,
+    /// The power-state poller [`Region::start`] runs; `None` polls nothing.
+    pub power_poll: Option<maas_power::poller::PollerConfig>,
 }
 
 impl Default for RegionConfig {
@@ -80,6 +82,7 @@ impl Default for RegionConfig {
             secret: None,
             heartbeat_interval: std::time::Duration::from_secs(30),
             images: crate::service::images::ImagesConfig::default(),
+            power_poll: Some(maas_power::poller::PollerConfig::default()),
         }
     }
 }
@@ -152,8 +155,8 @@ impl Region {
 
 impl Region {
     /// Prepares the database for serving (builtin scripts, the default boot source) and
-    /// starts the background work: status timers, heartbeat supervision and, when
-    /// configured, automatic boot image imports.
+    /// starts the background work: status timers, heartbeat supervision, the power-state
+    /// poller and, when configured, automatic boot image imports.
     pub async fn start(
         self: &Arc<Region>,
     ) -> Result<tokio::task::JoinHandle<()>, crate::ServiceError> {
@@ -172,9 +175,15 @@ impl Region {
         Ok(tokio::spawn(async move {
             // Dropping this task's handle does not stop the heartbeat; aborting it does.
             let _heartbeat = AbortOnDrop(heartbeat);
+            let power_poll = region.config.power_poll;
             tokio::join!(
                 crate::service::timers::run(region.clone()),
-                crate::service::images::auto_import(region),
+                crate::service::images::auto_import(region.clone()),
+                async move {
+                    if let Some(config) = power_poll {
+                        crate::service::power_poll::run(region, config).await;
+                    }
+                },
             );
         }))
     }

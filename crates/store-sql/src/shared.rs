@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use maas_domain::{NodeStatus, NodeType, PowerState};
 use maas_store::{
-    ExpiredNode, NewScriptResult, NodeToken, Script, ScriptResult, ScriptResultUpdate, ScriptSet, ScriptStore,
+    ExpiredNode, PowerPolledNode, NewScriptResult, NodeToken, Script, ScriptResult, ScriptResultUpdate, ScriptSet, ScriptStore,
     NodeGroup, NodeGroupCount, NodeListingStore, NodeQuery, NodeSort, Session, SessionStore,
     ApiToken, BlockDevice, BlockDeviceType, ConfigStore, Domain, Event, EventLevel, EventQuery,
     Fabric, GroupingStore, Interface, InterfaceType, Inventory, IpLink, IpRange, IpRangeFields,
@@ -2576,6 +2576,34 @@ impl ScriptStore for StoreImpl {
                     system_id: col!(row, "system_id"),
                     status: status_from(status)?,
                     status_expires: col!(row, "status_expires"),
+                })
+            })
+            .collect()
+    }
+
+    async fn power_polled_nodes(&self) -> StoreResult<Vec<PowerPolledNode>> {
+        let rows = sqlx::query(
+            "SELECT id, system_id, power_type, power_parameters, power_state FROM nodes \
+             WHERE node_type = $1 AND power_type <> '' AND power_type <> 'manual' ORDER BY id",
+        )
+        .bind(NodeType::Machine.number())
+        .fetch_all(&self.read)
+        .await
+        .map_err(convert::backend)?;
+        rows.iter()
+            .map(|row| {
+                let params: String = col!(row, "power_parameters");
+                let params = convert::json_to_map(&params, "power_parameters")?;
+                let state: String = col!(row, "power_state");
+                Ok(PowerPolledNode {
+                    id: col!(row, "id"),
+                    system_id: col!(row, "system_id"),
+                    power_type: col!(row, "power_type"),
+                    power_address: params
+                        .get("power_address")
+                        .cloned()
+                        .unwrap_or_default(),
+                    power_state: PowerState::parse(&state).unwrap_or(PowerState::Unknown),
                 })
             })
             .collect()

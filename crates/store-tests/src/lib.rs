@@ -23,7 +23,7 @@ macro_rules! store_suite {
             defaults_exist, users_and_tokens, sshkeys_and_config, zones_and_pools, tags_on_nodes,
             networks, nodes_create_and_read, node_filters, node_paging, inventory_round_trip,
             conditional_status_change_has_one_winner, node_updates, events_and_status_messages,
-            delete_user_transfers_nodes, scripts_and_results, node_tokens, timers,
+            delete_user_transfers_nodes, scripts_and_results, node_tokens, timers, power_polled,
             previous_status_kept, match_none, controllers_services_and_links,
             static_addresses_and_leases, boot_resources_sets_and_files,
             boot_sources_and_selections, sessions, node_listing_sort_group_count
@@ -1395,6 +1395,51 @@ pub mod cases {
         assert!(store.node_by_token("tk-a").await.unwrap().is_none());
         store.delete_node_token(node.id).await.unwrap();
         assert!(store.node_by_token("tk-b").await.unwrap().is_none());
+    }
+
+    pub async fn power_polled(store: Arc<dyn Store>) {
+        let mut ipmi = new_node("poll1", "p1", &["52:54:00:00:09:01"]);
+        ipmi.power_type = "ipmi".to_owned();
+        ipmi.power_parameters
+            .insert("power_address".to_owned(), "10.0.0.9:623".to_owned());
+        ipmi.power_parameters
+            .insert("power_pass".to_owned(), "secret".to_owned());
+        let ipmi = store.create_node(ipmi).await.unwrap();
+        let mut redfish = new_node("poll2", "p2", &["52:54:00:00:09:02"]);
+        redfish.power_type = "redfish".to_owned();
+        store.create_node(redfish).await.unwrap();
+        store
+            .create_node(new_node("poll3", "p3", &["52:54:00:00:09:03"]))
+            .await
+            .unwrap();
+        let mut unset = new_node("poll4", "p4", &["52:54:00:00:09:04"]);
+        unset.power_type = String::new();
+        store.create_node(unset).await.unwrap();
+        let update = NodeUpdate {
+            power_state: Some(PowerState::On),
+            updated: 3,
+            ..NodeUpdate::default()
+        };
+        store.update_node(ipmi.id, update).await.unwrap();
+        let polled: Vec<_> = store
+            .power_polled_nodes()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|n| n.system_id.starts_with("poll"))
+            .collect();
+        assert_eq!(
+            polled.len(),
+            2,
+            "manual and unset are not polled: {polled:?}"
+        );
+        assert_eq!(polled[0].system_id, "poll1");
+        assert_eq!(polled[0].power_type, "ipmi");
+        assert_eq!(polled[0].power_address, "10.0.0.9:623");
+        assert_eq!(polled[0].power_state, PowerState::On);
+        assert_eq!(polled[1].system_id, "poll2");
+        assert_eq!(polled[1].power_address, "");
+        assert_eq!(polled[1].power_state, PowerState::Unknown);
     }
 
     pub async fn timers(store: Arc<dyn Store>) {

@@ -263,6 +263,9 @@ pub trait ScriptStore: Send + Sync {
 
     /// Nodes whose `status_expires` is at or before `now`.
     async fn expired_nodes(&self, now: Millis) -> StoreResult<Vec<ExpiredNode>>;
+    /// Machines whose power type can report a power state (neither unset nor `manual`),
+    /// for the power poller: one query, without the nodes' relations.
+    async fn power_polled_nodes(&self) -> StoreResult<Vec<PowerPolledNode>>;
     /// Nodes in one of `statuses` with no status timer whose current script
     /// set of `result_type` was last heard from before `cutoff`.
     async fn silent_nodes(

@@ -866,6 +866,17 @@ pub struct NodeToken {
     pub token_secret: Secret,
 }
 
+/// A machine the power poller keeps current.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PowerPolledNode {
+    pub id: i64,
+    pub system_id: String,
+    pub power_type: String,
+    /// The BMC's `power_address` (empty when unset): queries to one address are limited.
+    pub power_address: String,
+    pub power_state: maas_domain::PowerState,
+}
+
 /// A node whose status timer has run out.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ExpiredNode {

@@ -1105,42 +1105,6 @@ async fn store_webhook_file(
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn yaml_overrides() {
-        assert_eq!(yaml_status(b"status: skipped\n"), Some(status::SKIPPED));
-        assert_eq!(
-            yaml_status(b"results:\n  x: 1\nstatus: \"degraded\"\n"),
-            Some(status::DEGRADED)
-        );
-        assert_eq!(yaml_status(b"nothing here"), None);
-    }
-
-    #[test]
-    fn user_data_decoding() {
-        assert_eq!(decode_user_data("I2Nsb3VkLWNvbmZpZwo="), b"#cloud-config\n");
-        assert_eq!(
-            decode_user_data("I2Nsb3Vk\nLWNvbmZpZwo=\n"),
-            b"#cloud-config\n"
-        );
-        assert_eq!(decode_user_data("#!/bin/sh plain"), b"#!/bin/sh plain");
-    }
-
-    #[test]
-    fn signal_statuses() {
-        assert_eq!(SignalStatus::parse("OK"), Some(SignalStatus::Ok));
-        assert_eq!(
-            SignalStatus::parse("APPLYING_NETCONF"),
-            Some(SignalStatus::ApplyingNetconf)
-        );
-        assert_eq!(SignalStatus::parse("ok"), None);
-        assert_eq!(runtime_text(3_723_000), "1:02:03");
-    }
-}
-
 /// The curtin source type of a stored image file (provisioning.md §8.3), `None` for
 /// files that are not an installable root (kernels, initrds, manifests).
 pub fn curtin_source_type(filetype: &str) -> Option<&'static str> {
@@ -1324,4 +1288,57 @@ pub async fn curtin_config(region: &Region, node: &Node, base_url: &str) -> Serv
         ]},
     });
     Ok(format!("{document:#}\n").into_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn yaml_overrides() {
+        assert_eq!(yaml_status(b"status: skipped\n"), Some(status::SKIPPED));
+        assert_eq!(
+            yaml_status(b"results:\n  x: 1\nstatus: \"degraded\"\n"),
+            Some(status::DEGRADED)
+        );
+        assert_eq!(yaml_status(b"nothing here"), None);
+    }
+
+    #[test]
+    fn user_data_decoding() {
+        assert_eq!(decode_user_data("I2Nsb3VkLWNvbmZpZwo="), b"#cloud-config\n");
+        assert_eq!(
+            decode_user_data("I2Nsb3Vk\nLWNvbmZpZwo=\n"),
+            b"#cloud-config\n"
+        );
+        assert_eq!(decode_user_data("#!/bin/sh plain"), b"#!/bin/sh plain");
+    }
+
+    #[test]
+    fn signal_statuses() {
+        assert_eq!(SignalStatus::parse("OK"), Some(SignalStatus::Ok));
+        assert_eq!(
+            SignalStatus::parse("APPLYING_NETCONF"),
+            Some(SignalStatus::ApplyingNetconf)
+        );
+        assert_eq!(SignalStatus::parse("ok"), None);
+        assert_eq!(runtime_text(3_723_000), "1:02:03");
+    }
+
+    #[test]
+    fn curtin_source_types_of_stored_files() {
+        for (stored, curtin) in [
+            ("root-tgz", Some("tgz")),
+            ("root-txz", Some("txz")),
+            ("root-dd", Some("dd-tgz")),
+            ("root-dd.raw", Some("dd-raw")),
+            ("root-dd.xz", Some("dd-xz")),
+            ("root-dd.tar.bz2", Some("dd-tbz")),
+            ("squashfs", Some("cp")),
+            ("boot-kernel", None),
+            ("boot-initrd", None),
+        ] {
+            assert_eq!(curtin_source_type(stored), curtin, "{stored}");
+        }
+    }
 }

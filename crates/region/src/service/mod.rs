@@ -14,6 +14,7 @@ pub mod machine_search;
 pub mod machines;
 pub mod metadata;
 pub mod network;
+pub mod power_poll;
 pub mod racks;
 pub mod scripts;
 pub mod timers;
