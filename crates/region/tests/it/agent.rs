@@ -77,8 +77,11 @@ impl<'a> Agent<'a> {
         reply.expect(200);
         let preseed = reply.text();
         assert!(preseed.starts_with("#cloud-config"), "{preseed}");
+        // A deploying node gets curtin's metadata URL, every other the plain one.
         assert!(
-            preseed.contains("metadata_url: \"http://testserver:5240/MAAS/metadata/\""),
+            preseed.contains("metadata_url: \"http://testserver:5240/MAAS/metadata/\"")
+                || preseed
+                    .contains("metadata_url: \"http://testserver:5240/MAAS/metadata/curtin/\""),
             "{preseed}"
         );
         let key = format!(
